@@ -1,0 +1,45 @@
+"""array-api-strict on the CPU: the conformance backend that proves bpgpu uses the standard alone."""
+
+from __future__ import annotations
+
+from . import Backend, DeviceStatus
+
+
+class StrictBackend(Backend):
+    name = "strict"
+    library = "array_api_strict"
+
+    def __init__(self, xp):
+        super().__init__(xp, None)
+
+    def owns(self, x):
+        return type(x).__module__.startswith("array_api_strict")
+
+
+def _import():
+    import array_api_strict
+
+    return array_api_strict
+
+
+def make(arg=None):
+    from bpgpu.errors import DeviceUnavailableError
+
+    if arg is not None:
+        raise DeviceUnavailableError(f"device 'strict:{arg}' does not exist; use 'strict'")
+    try:
+        return StrictBackend(_import())
+    except ImportError:
+        raise DeviceUnavailableError(
+            "array-api-strict is not installed; install bpgpu[test] or array-api-strict"
+        ) from None
+
+
+def status():
+    try:
+        xp = _import()
+    except ImportError:
+        return [DeviceStatus("strict", "array_api_strict", False,
+                             "not installed; install bpgpu[test]")]
+    return [DeviceStatus("strict", "array_api_strict", True, version=xp.__version__,
+                         device_name="CPU (conformance checking)")]

@@ -1,0 +1,42 @@
+"""bpgpu: the backpropagation algorithm written once against the Python Array API standard,
+run on NumPy (CPU), CuPy (CUDA), PyTorch (CPU or CUDA) or array-api-strict, chosen at run time.
+
+>>> import bpgpu
+>>> net = bpgpu.MLP([64, 32, 10], device="cpu", seed=0)
+>>> history = net.fit(X, y, epochs=10, batch_size=32, lr=0.1)      # doctest: +SKIP
+"""
+
+from .devices import default_spec, devices, get_backend
+from .errors import (
+    BpgpuError,
+    DatasetError,
+    DeviceUnavailableError,
+    ModelFileError,
+    TrainingDiverged,
+)
+from .network import MLP
+from .train import evaluate, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "BpgpuError",
+    "DatasetError",
+    "DeviceUnavailableError",
+    "ModelFileError",
+    "TrainingDiverged",
+    "default_spec",
+    "devices",
+    "evaluate",
+    "fit",
+    "get_backend",
+    "load",
+]
+
+
+def load(path, device=None):
+    """Read a network written by :meth:`MLP.save`, onto ``device`` (any spec)."""
+    from .io import load as _load
+
+    return _load(path, device=device)

@@ -1,0 +1,88 @@
+"""Optimizers: SGD, SGD with momentum, Adam — each an in-place update of the parameters.
+
+An optimizer is its hyper-parameters; its state (velocities, moments, step count) is a separate
+dict made by ``init_state(params)``, so it can be saved in a checkpoint and restored.
+``params`` and ``grads`` are flat lists of device arrays of the same shapes.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class SGD:
+    """Plain gradient descent, the lecture's ``Δw = -η ∂E/∂w``."""
+
+    name = "sgd"
+
+    def __init__(self, lr=0.1):
+        self.lr = lr
+
+    def init_state(self, params):
+        return {}
+
+    def update(self, params, grads, state):
+        for p, g in zip(params, grads):
+            p -= self.lr * g
+
+    def __repr__(self):
+        return f"{type(self).__name__}(lr={self.lr})"
+
+
+class Momentum(SGD):
+    """SGD with momentum: ``v ← μ v - η g``, ``w ← w + v``."""
+
+    name = "momentum"
+
+    def __init__(self, lr=0.1, momentum=0.9):
+        super().__init__(lr)
+        self.momentum = momentum
+
+    def init_state(self, params):
+        return {"velocity": [p * 0 for p in params]}
+
+    def update(self, params, grads, state):
+        for p, g, v in zip(params, grads, state["velocity"]):
+            v *= self.momentum
+            v -= self.lr * g
+            p += v
+
+
+class Adam(SGD):
+    """Adam (Kingma & Ba, 2015), with the bias correction folded into the step size."""
+
+    name = "adam"
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(lr)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+
+    def init_state(self, params):
+        return {"step": 0, "m": [p * 0 for p in params], "v": [p * 0 for p in params]}
+
+    def update(self, params, grads, state):
+        state["step"] += 1
+        t = state["step"]
+        b1, b2 = self.beta1, self.beta2
+        step = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        eps = self.eps * math.sqrt(1 - b2**t)
+        for p, g, m, v in zip(params, grads, state["m"], state["v"]):
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            p -= step * m / (v**0.5 + eps)
+
+
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Adam)}
+
+
+def get(name, lr=None, **kwargs):
+    """An optimizer by name, e.g. ``get("adam", lr=1e-3)`` (or an optimizer, returned as is)."""
+    if not isinstance(name, str):
+        return name
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    if lr is not None:
+        kwargs["lr"] = lr
+    return OPTIMIZERS[name](**kwargs)

@@ -1,0 +1,84 @@
+"""Checks at the API edge: inputs and targets are validated once per call, then moved.
+
+Each error names the argument, what was found and what is expected. Nothing here runs inside the
+training step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._host import host_array
+
+
+def check_inputs(net, X, name="X"):
+    """X as a device array of the net's dtype, shape (n, sizes[0]), finite."""
+    if net.backend.owns(X):
+        return _check_device_inputs(net, X, name)
+    arr = host_array(X, name)
+    if arr.ndim == 1 and net.sizes[0] > 1 and arr.size == net.sizes[0]:
+        arr = arr[None, :]
+    _check_shape(arr.shape, net.sizes[0], name)
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} contains NaN or infinity (first at row {bad[0]}, column "
+                         f"{bad[1]}); remove or impute those values")
+    return net.backend.asarray(arr, net.dtype)
+
+
+def _check_device_inputs(net, X, name):
+    xp = net.xp
+    _check_shape(tuple(X.shape), net.sizes[0], name)
+    if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{name} must hold real numbers, found dtype {X.dtype}")
+    X = xp.astype(X, net.dtype)
+    if not bool(xp.all(xp.isfinite(X))):
+        raise ValueError(f"{name} contains NaN or infinity; remove or impute those values")
+    return X
+
+
+def _check_shape(shape, n_features, name):
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, {n_features}), got shape {shape}")
+    if shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 samples); pass at least one row")
+    if shape[1] != n_features:
+        raise ValueError(f"{name} has {shape[1]} features per row, but the network's first "
+                         f"layer expects {n_features}; check the data or the layer sizes")
+
+
+def check_targets(net, T, n_rows, name="y"):
+    """Targets as a device array of shape (n_rows, sizes[-1]); class labels become one-hot."""
+    arr = host_array(T, name)
+    n_out = net.sizes[-1]
+    if arr.ndim == 0 or arr.ndim > 2:
+        raise ValueError(f"{name} must be labels of shape (n,) or targets of shape (n, {n_out}), "
+                         f"got shape {arr.shape}")
+    if arr.shape[0] != n_rows:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_rows}; they must match")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinity; remove those rows")
+    if arr.ndim == 1 and n_out > 1:
+        arr = one_hot(arr, n_out, name)
+    elif arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.shape[1] != n_out:
+        raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {n_out} outputs; "
+                         "pass class labels of shape (n,) or targets of matching width")
+    return net.backend.asarray(arr, net.dtype)
+
+
+def one_hot(labels, n_classes, name="y"):
+    """Integer class labels (n,) as a one-hot float array (n, n_classes), after checking them."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        if np.any(labels != np.round(labels)):
+            raise ValueError(f"{name} looks like class labels (1-D) but holds fractions; pass "
+                             f"integer labels in [0, {n_classes}) or targets of shape "
+                             f"(n, {n_classes})")
+    lo, hi = labels.min(), labels.max()
+    if lo < 0 or hi >= n_classes:
+        raise ValueError(f"{name} has labels in [{lo:g}, {hi:g}] but the network has {n_classes} "
+                         f"outputs; labels must lie in [0, {n_classes})")
+    out = np.zeros((labels.shape[0], n_classes))
+    out[np.arange(labels.shape[0]), labels.astype(np.int64)] = 1.0
+    return out
