@@ -97,8 +97,9 @@ class Backend:
     def reset_peak(self):
         """Reset the high-water mark read by :meth:`peak_bytes`."""
 
-    fused = None
-    """Optional fast paths (an object with fused kernels); ``None`` means the Array API path."""
+    kernels = None
+    """Optional fast paths (a :class:`bpgpu.kernels.Kernels` subclass); ``None`` means the
+    Array API reference."""
 
 
 def to_numpy(x) -> np.ndarray:

@@ -6,11 +6,13 @@ import array_api_compat.numpy as xp_numpy
 import numpy as np
 
 from . import Backend, DeviceStatus
+from .numpy_kernels import NumpyKernels
 
 
 class NumpyBackend(Backend):
     name = "cpu"
     library = "numpy"
+    kernels = NumpyKernels()
 
     def __init__(self):
         super().__init__(xp_numpy, "cpu")

@@ -15,7 +15,7 @@ from .errors import (
     TrainingDiverged,
 )
 from .network import MLP
-from .train import evaluate, fit
+from .train import Trainer, evaluate, fit
 
 __version__ = "0.1.0"
 
@@ -25,6 +25,7 @@ __all__ = [
     "DatasetError",
     "DeviceUnavailableError",
     "ModelFileError",
+    "Trainer",
     "TrainingDiverged",
     "default_spec",
     "devices",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 
-from . import _host, activations, losses
+from . import _host, activations, kernels, losses
 from .devices import get_backend
 
 DTYPES = ("float32", "float64")
@@ -41,10 +41,13 @@ class MLP:
         on every device.
     bias : bool
         Whether each layer has a bias vector (the lecture's linear neuron has none).
+    fused : bool
+        Use the backend's fast paths for the step (in-place NumPy, fused CuPy kernels) where it
+        has them; ``False`` forces the plain Array API reference everywhere.
     """
 
     def __init__(self, sizes, activation="logistic", output=None, loss="cross_entropy", *,
-                 device=None, dtype="float32", seed=0, bias=True):
+                 device=None, dtype="float32", seed=0, bias=True, fused=True):
         self.sizes = _check_sizes(sizes)
         self.activation = activations.get(activation)
         self.output = activations.get(output or _default_output(loss, self.sizes[-1]))
@@ -58,6 +61,8 @@ class MLP:
         self.dtype = getattr(self.xp, dtype)
         self.seed = seed
         self.bias = bias
+        self.fused = fused
+        self.kernels = (fused and self.backend.kernels) or kernels.REFERENCE
         init_rng, self.shuffle_rng = _host.seed_streams(seed)
         self.set_weights(_host.initial_weights(self.sizes, self.activation.name, init_rng, bias))
         self.history = None
@@ -114,24 +119,21 @@ class MLP:
         acts = [X]
         last = len(self._W) - 1
         for i, (W, b) in enumerate(zip(self._W, self._b)):
-            z = acts[-1] @ W
-            if b is not None:
-                z = z + b
             f = self.output if i == last else self.activation
-            acts.append(f.forward(z))
+            acts.append(self.kernels.dense(acts[-1], W, b, f))
         return acts
 
     def _backward(self, acts, T):
         """Deltas and gradients of the batch-mean loss from a forward pass's activations."""
-        delta = losses.output_delta(self.loss, self.output, acts[-1], T)
+        k = self.kernels
+        delta = k.output_delta(self.loss, self.output, acts[-1], T)
         deltas, grads = [delta], []
         for i in range(len(self._W) - 1, -1, -1):
             y_in = acts[i]
-            dW = y_in.T @ delta
-            db = self.xp.sum(delta, axis=0) if self._b[i] is not None else None
-            grads.append((dW, db))
+            db = k.bias_grad(self.xp, delta) if self._b[i] is not None else None
+            grads.append((k.weight_grad(y_in, delta), db))
             if i > 0:
-                delta = self.activation.backward(y_in, delta @ self._W[i].T)
+                delta = k.hidden_delta(y_in, delta, self._W[i], self.activation)
                 deltas.append(delta)
         return deltas[::-1], grads[::-1]
 
@@ -187,7 +189,8 @@ class MLP:
     def to(self, device):
         """A copy of this network on another device (weights, settings and RNG state)."""
         other = MLP(self.sizes, self.activation.name, self.output.name, self.loss.name,
-                    device=device, dtype=self.dtype_name, seed=self.seed, bias=self.bias)
+                    device=device, dtype=self.dtype_name, seed=self.seed, bias=self.bias,
+                    fused=self.fused)
         other.set_weights([(self.backend.to_host(W), None if b is None else self.backend.to_host(b))
                            for W, b in self.weights])
         other.shuffle_rng.bit_generator.state = self.shuffle_rng.bit_generator.state

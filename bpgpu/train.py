@@ -62,7 +62,7 @@ def fit(net, X, y, *, epochs=10, batch_size=32, lr=0.1, optimizer="sgd", shuffle
             Xv = net._inputs(validation_data[0], "X_val")
             val = (Xv, net._targets(validation_data[1], Xv.shape[0], "y_val"))
         classify = is_classification(net, y)
-        run = _Run(net, opt, Xd, Td, batch_size, shuffle, classify)
+        run = _Run(Trainer(net, opt), Xd, Td, batch_size, shuffle, classify)
         return _loop(run, epochs, val, verbose, callbacks)
 
 
@@ -90,16 +90,48 @@ def _loop(run, epochs, val, verbose, callbacks):
     return history
 
 
-class _Run:
-    """One fit call's state: device data, optimizer state and the epoch loop body."""
+class Trainer:
+    """An optimizer bound to a network: its state, and one training step on device arrays.
 
-    def __init__(self, net, opt, X, T, batch_size, shuffle, classify):
-        self.net, self.opt, self.X, self.T = net, opt, X, T
+    >>> tr = Trainer(net, "momentum", lr=0.05)                          # doctest: +SKIP
+    >>> out = tr.step(X, T)   # X, T already on net's device: forward, backward, update
+
+    Parameters
+    ----------
+    net : MLP
+    optimizer : str or optimizer object ({"sgd", "momentum", "adam"})
+    lr : float, optional
+    **options
+        Further optimizer settings (``momentum``, ``beta1``, ...).
+    """
+
+    def __init__(self, net, optimizer="sgd", lr=None, **options):
+        self.net = net
+        self.opt = optim.get(optimizer, lr=lr, **options)
+        self.params = net.params
+        self.state = self.opt.init_state(self.params)
+
+    def step(self, X, T):
+        """One training step — forward, backward, update — returning the batch's outputs.
+
+        X (n, sizes[0]) and T (n, sizes[-1]) must already be arrays on the net's device.
+        """
+        acts = self.net._forward(X)
+        _, grads = self.net._backward(acts, T)
+        flat = [g for pair in grads for g in pair if g is not None]
+        self.net.kernels.update(self.opt, self.params, flat, self.state)
+        return acts[-1]
+
+
+class _Run:
+    """One fit call's state: device data, the trainer, and the epoch loop body."""
+
+    def __init__(self, trainer, X, T, batch_size, shuffle, classify):
+        self.trainer, self.net, self.X, self.T = trainer, trainer.net, X, T
+        self.params = trainer.params
         self.n = X.shape[0]
         self.batch = self.n if batch_size is None else min(batch_size, self.n)
         self.shuffle, self.classify = shuffle and self.batch < self.n, classify
-        self.params = net.params
-        self.state = opt.init_state(self.params)
         self.epochs_done = 0
 
     def epoch(self, bar):
@@ -113,7 +145,7 @@ class _Run:
         n_steps = math.ceil(self.n / self.batch)
         for k, start in enumerate(range(0, self.n, self.batch)):
             Xb, Tb = self._batch(order, start)
-            out = self.step(Xb, Tb)
+            out = self.trainer.step(Xb, Tb)
             loss_sum = loss_sum + net.loss.value(out, Tb) * Xb.shape[0]
             if self.classify:
                 correct = correct + count_correct(xp, out, Tb)
@@ -125,14 +157,6 @@ class _Run:
         if not math.isfinite(logs["loss"]):
             self._restore(snapshot, logs["loss"])
         return logs
-
-    def step(self, Xb, Tb):
-        """One training step — forward, backward, update — returning the batch's outputs."""
-        acts = self.net._forward(Xb)
-        _, grads = self.net._backward(acts, Tb)
-        self.opt.update(self.params, [g for pair in grads for g in pair if g is not None],
-                        self.state)
-        return acts[-1]
 
     def _batch(self, order, start):
         stop = min(start + self.batch, self.n)
@@ -150,7 +174,7 @@ class _Run:
         good = self.epochs_done - 1
         raise TrainingDiverged(
             f"the loss became {loss} in epoch {self.epochs_done}; the weights are those after "
-            f"epoch {good}; lower the learning rate (lr={self.opt.lr})")
+            f"epoch {good}; lower the learning rate (lr={self.trainer.opt.lr})")
 
 
 def _check_schedule(epochs, batch_size):

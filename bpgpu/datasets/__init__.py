@@ -1,0 +1,146 @@
+"""Data sets for bpgpu, returned as host-side NumPy arrays.
+
+Use :func:`load` with a spec string; :func:`names` lists the spec forms::
+
+    digits             UCI 8x8 handwritten digits shipped with bpgpu (1797 x 64, 10 classes)
+    xor                the 4 XOR points (2 classes)
+    cafeteria[:WEEKS]  the delta-rule lecture's cafeteria bills (regression, default 1 week)
+    spirals[:N]        two interleaved spirals, N points (default 400, 2 classes)
+    mnist:DIR          MNIST training set from local IDX files in DIR (no download)
+    csv:PATH           numeric CSV: feature columns, then the label/target column
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bpgpu.datasets._builtin import load_cafeteria, load_digits, load_spirals, load_xor
+from bpgpu.datasets._csv import load_csv
+from bpgpu.datasets._dataset import Dataset
+from bpgpu.datasets._mnist import load_mnist
+from bpgpu.datasets._split import split
+from bpgpu.errors import DatasetError
+
+__all__ = ["Dataset", "load", "names", "split"]
+
+_FORMS = ["digits", "xor", "cafeteria[:WEEKS]", "spirals[:N]", "mnist:DIR", "csv:PATH"]
+_DEFAULT_WEEKS = 1
+_DEFAULT_SPIRAL_POINTS = 400
+_PLACEHOLDERS = {"cafeteria": "WEEKS", "spirals": "N"}
+
+
+def names() -> list[str]:
+    """Return the accepted spec forms, for help text.
+
+    Returns
+    -------
+    list of str
+        ``["digits", "xor", "cafeteria[:WEEKS]", "spirals[:N]", "mnist:DIR", "csv:PATH"]``.
+    """
+    return list(_FORMS)
+
+
+def _count(kind: str, arg: str | None, default: int, minimum: int, example: int) -> int:
+    """Parse the optional integer suffix of ``kind:ARG``, at least ``minimum``."""
+    if arg is None:
+        return default
+    try:
+        value = int(arg.strip())
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise DatasetError(
+            f"{kind}:{arg} is not valid: expected {kind}:{_PLACEHOLDERS[kind]} with "
+            f"{_PLACEHOLDERS[kind]} an integer >= {minimum} (e.g. {kind}:{example}), "
+            f"or plain {kind} for {default}"
+        )
+    return value
+
+
+def _no_arg(kind: str, arg: str | None) -> None:
+    """Reject an argument on a spec that takes none."""
+    if arg is not None:
+        raise DatasetError(f"{kind} takes no argument, got {kind}:{arg}; use plain {kind}")
+
+
+def _need_arg(kind: str, arg: str | None, placeholder: str) -> str:
+    """Return the required argument of ``kind:ARG`` or raise."""
+    if arg is None or not arg.strip():
+        raise DatasetError(
+            f"{kind} needs a {placeholder.lower()} after the colon; use {kind}:{placeholder}"
+        )
+    return arg.strip()
+
+
+def _digits(spec: str, arg: str | None, seed: int) -> Dataset:
+    """Load ``digits`` (no argument)."""
+    _no_arg("digits", arg)
+    return load_digits(spec)
+
+
+def _xor(spec: str, arg: str | None, seed: int) -> Dataset:
+    """Load ``xor`` (no argument)."""
+    _no_arg("xor", arg)
+    return load_xor(spec)
+
+
+def _cafeteria(spec: str, arg: str | None, seed: int) -> Dataset:
+    """Load ``cafeteria[:WEEKS]``."""
+    weeks = _count("cafeteria", arg, _DEFAULT_WEEKS, 1, 10)
+    return load_cafeteria(spec, weeks, seed)
+
+
+def _spirals(spec: str, arg: str | None, seed: int) -> Dataset:
+    """Load ``spirals[:N]``."""
+    n_points = _count("spirals", arg, _DEFAULT_SPIRAL_POINTS, 2, 1000)
+    return load_spirals(spec, n_points, seed)
+
+
+def _mnist(spec: str, arg: str | None, seed: int) -> Dataset:
+    """Load ``mnist:DIR``."""
+    return load_mnist(spec, _need_arg("mnist", arg, "DIR"))
+
+
+def _csv(spec: str, arg: str | None, seed: int) -> Dataset:
+    """Load ``csv:PATH``."""
+    return load_csv(spec, _need_arg("csv", arg, "PATH"))
+
+
+#: Spec kind -> loader(spec, text after the colon or None, seed).
+_LOADERS: dict[str, Callable[[str, str | None, int], Dataset]] = {
+    "digits": _digits,
+    "xor": _xor,
+    "cafeteria": _cafeteria,
+    "spirals": _spirals,
+    "mnist": _mnist,
+    "csv": _csv,
+}
+
+
+def load(spec: str, *, seed: int = 0) -> Dataset:
+    """Load a data set from a spec string.
+
+    Parameters
+    ----------
+    spec : str
+        One of the forms returned by :func:`names`, e.g. ``"digits"``, ``"spirals:200"``,
+        ``"cafeteria:8"``, ``"mnist:/data/mnist"`` or ``"csv:train.csv"``.
+    seed : int, optional
+        Seed for the generated data sets (cafeteria weeks after the first, spirals).
+
+    Returns
+    -------
+    Dataset
+        The data with ``name`` set to ``spec``.
+
+    Raises
+    ------
+    DatasetError
+        If the spec is unknown, its argument is invalid, or its files are missing or malformed.
+    """
+    spec = str(spec).strip()
+    kind, colon, arg = spec.partition(":")
+    loader = _LOADERS.get(kind.strip().lower())
+    if loader is None:
+        raise DatasetError(f"unknown dataset spec {spec!r}; use one of: {', '.join(_FORMS)}")
+    return loader(spec, arg if colon else None, seed)
