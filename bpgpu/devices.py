@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import shutil
 from importlib.metadata import entry_points
 
 from .backends import Backend, DeviceStatus
@@ -81,12 +82,21 @@ def _resolve(spec):
 
 
 def _auto():
+    if not _nvidia_driver_present():
+        return _resolve("cpu")
     for spec in ("cuda", "torch:cuda"):
         try:
             return _resolve(spec)
         except DeviceUnavailableError:
             pass
     return _resolve("cpu")
+
+
+def _nvidia_driver_present():
+    """A cheap look for an NVIDIA driver, so ``auto`` on a CPU-only machine imports no GPU library."""
+    if os.name == "nt":
+        return shutil.which("nvidia-smi") is not None
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/version")
 
 
 def devices() -> list[DeviceStatus]:

@@ -204,15 +204,15 @@ class MLP:
 
     # -- input conversion (host checks happen once per call, never inside the step) --------
 
-    def _inputs(self, X):
+    def _inputs(self, X, name="X"):
         from .validation import check_inputs
 
-        return check_inputs(self, X)
+        return check_inputs(self, X, name)
 
-    def _targets(self, T, n_rows):
+    def _targets(self, T, n_rows, name="y"):
         from .validation import check_targets
 
-        return check_targets(self, T, n_rows)
+        return check_targets(self, T, n_rows, name)
 
 
 def _check_sizes(sizes):

@@ -217,8 +217,10 @@ def evaluate_arrays(net, X, T, classify, chunk=8192):
     """Loss and accuracy of ``net`` on device arrays, in chunks that bound the memory used."""
     xp = net.xp
     loss_sum, correct = 0.0, 0
-    for start in range(0, X.shape[0], chunk):
-        Xb, Tb = X[start:start + chunk, ...], T[start:start + chunk, ...]
+    n = X.shape[0]
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)  # the standard leaves out-of-bounds slices unspecified
+        Xb, Tb = X[start:stop, ...], T[start:stop, ...]
         out = net._forward(Xb)[-1]
         loss_sum = loss_sum + net.loss.value(out, Tb) * Xb.shape[0]
         if classify:

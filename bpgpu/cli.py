@@ -1,0 +1,116 @@
+"""The ``bpgpu`` command: ``devices``, ``train``, ``predict``, ``evaluate``, ``bench``.
+
+A user mistake (unknown device, unusable GPU, bad layer spec, missing file, shape mismatch) prints
+one line on standard error and exits with status 2; a diverged training run exits with 3. Pass
+``--debug`` for the full traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import __version__
+from .errors import BpgpuError, TrainingDiverged
+
+EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def build_parser():
+    from . import datasets
+
+    p = argparse.ArgumentParser(prog="bpgpu", description="Backpropagation on any device.")
+    p.add_argument("--version", action="version", version=f"bpgpu {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", default=None,
+                        help="cpu, cuda[:N], gpu, torch[:cpu|:cuda[:N]], strict or auto "
+                             "(default: $BPGPU_DEVICE or auto)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    sub.add_parser("devices", parents=[common], help="list every backend and whether it runs here")
+
+    t = sub.add_parser("train", parents=[common], help="train a network and report",
+                       description="Train a network. With no options: 64-32-10 on digits.")
+    t.add_argument("--dataset", default="digits", help=" | ".join(datasets.names()))
+    t.add_argument("--layers", help="widths, input first, e.g. 64,32,10 (default: "
+                                    "features,32,outputs)")
+    t.add_argument("--activation", help="hidden activation: identity, logistic, tanh, relu "
+                                        "(default logistic)")
+    t.add_argument("--output", help="output activation (default: follows the loss)")
+    t.add_argument("--loss", help="cross_entropy, sse or mse (default: cross_entropy for "
+                                  "classes, sse for targets)")
+    t.add_argument("--optimizer", choices=["sgd", "momentum", "adam"],
+                   help="default adam; sgd (the lecture's delta rule) with --trace")
+    t.add_argument("--lr", type=float, default=None,
+                   help="learning rate η (default 0.01 for adam, 0.5 for sgd, 0.1 for momentum)")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch-size", default="32", help="N (mini-batch), full (batch) or 1 (online)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    t.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share held out for validation (default 0.2)")
+    t.add_argument("--no-bias", action="store_true", help="layers without bias")
+    t.add_argument("--save", metavar="PATH", help="write the trained model (.npz)")
+    t.add_argument("--plot", metavar="PATH", help="loss/accuracy curves as PNG (bpgpu[plot])")
+    t.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    t.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    t.add_argument("--trace", action="store_true",
+                   help="print every step's δ, ∂E/∂w and Δw (small networks only)")
+
+    pr = sub.add_parser("predict", parents=[common], help="predict with a saved model")
+    pr.add_argument("--model", required=True)
+    pr.add_argument("--input", required=True, help="features as CSV or .npy")
+    pr.add_argument("--out", metavar="PATH", help="write .csv or .npy (default: CSV on stdout)")
+
+    ev = sub.add_parser("evaluate", parents=[common], help="loss and accuracy of a saved model")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--dataset", required=True, help=" | ".join(datasets.names()))
+    ev.add_argument("--json", action="store_true")
+
+    sub.add_parser("bench", add_help=False, help="CPU vs GPU throughput (bpgpu bench --help)")
+    return p
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from .benchmarks.bench import main as bench_main
+
+        return bench_main(argv[1:])
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["train", *argv]  # the main job is the default command
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout must stay valid until exit
+        return 0
+    except TrainingDiverged as exc:
+        if args.debug:
+            raise
+        _fail(f"{exc} (try a smaller --lr)")
+        return EXIT_DIVERGED
+    except (BpgpuError, ValueError, TypeError, OSError) as exc:
+        if args.debug:
+            raise
+        _fail(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was saved")
+        return EXIT_INTERRUPTED
+
+
+def _fail(message):
+    print(f"bpgpu: error: {message}", file=sys.stderr)
+
+
+def _dispatch(args):
+    from . import commands
+
+    return getattr(commands, args.command)(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""What each ``bpgpu`` subcommand does (argument parsing lives in :mod:`bpgpu.cli`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import datasets
+from .devices import devices as list_devices
+from .devices import get_backend
+
+DEFAULT_LR = {"sgd": 0.5, "momentum": 0.1, "adam": 0.01}
+
+
+def devices(args):
+    rows = list_devices()
+    print(f"{'device':<13} {'usable':<7} {'library':<17} {'version':<12} {'memory':>9}  "
+          "device / reason")
+    for r in rows:
+        mem = f"{r.memory_bytes / 2**30:.1f} GiB" if r.memory_bytes else "-"
+        what = r.device_name if r.available else r.reason
+        print(f"{r.spec:<13} {'yes' if r.available else 'no':<7} {r.library:<17} "
+              f"{r.version or '-':<12} {mem:>9}  {what}")
+    print(f"\ndefault device: {get_backend(args.device).name}")
+    return 0
+
+
+def train(args):
+    from .network import MLP
+    from .report import check_plot_available, plot_history, summary_lines
+
+    if args.plot:
+        check_plot_available()
+    backend = get_backend(args.device)
+    data = datasets.load(args.dataset, seed=args.seed)
+    cfg = _model_config(args, data)
+    batch_size = _batch_size(args.batch_size)
+    args.optimizer = args.optimizer or ("sgd" if args.trace else "adam")
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    Xt, yt, Xv, yv = _split(data, args.val_fraction, args.seed)
+    net = MLP(cfg["layers"], cfg["activation"], cfg["output"], cfg["loss"], device=backend,
+              dtype=args.dtype, seed=args.seed, bias=cfg["bias"])
+    if "init_weights" in cfg:
+        net.set_weights([(np.asarray(W, dtype=float), None) for W in cfg["init_weights"]])
+    if args.trace:
+        from .trace import trace_fit
+
+        trace_fit(net, Xt, yt, epochs=args.epochs, batch_size=batch_size, lr=lr,
+                  optimizer=args.optimizer, shuffle=True, out=sys.stdout)
+        return _finish(args, net, None)
+    interactive = sys.stdout.isatty() and not (args.quiet or args.json)
+    t0 = time.perf_counter()
+    hist = net.fit(Xt, yt, epochs=args.epochs, batch_size=batch_size, lr=lr,
+                   optimizer=args.optimizer, validation_data=(Xv, yv) if len(Xv) else None,
+                   verbose=interactive)
+    elapsed = time.perf_counter() - t0
+    summary = {"device": net.device, "dataset": data.name, "layers": net.sizes,
+               "optimizer": args.optimizer, "lr": lr, "batch_size": args.batch_size,
+               "epochs": args.epochs, "seconds": elapsed,
+               "samples_per_s": len(Xt) * args.epochs / elapsed if elapsed > 0 else None,
+               **{k: v[-1] for k, v in hist.items() if k != "time" and v}}
+    if args.plot:
+        plot_history(hist, args.plot, title=f"{data.name} on {net.device}")
+    _finish(args, net, summary)
+    if args.json:
+        print(json.dumps(summary))
+    elif not args.quiet:
+        print("\n".join(summary_lines(summary, args)))
+    return 0
+
+
+def _finish(args, net, summary):
+    if args.save:
+        net.save(args.save)
+        if summary is not None:
+            summary["saved"] = args.save
+    return 0
+
+
+def _model_config(args, data):
+    hints = data.hints
+    n_in, n_out = data.n_features, data.n_outputs
+    layers = _layers(args.layers, hints.get("layers") or [n_in, 32, n_out], data)
+    cfg = {"layers": layers,
+           "activation": args.activation or hints.get("activation", "logistic"),
+           "loss": args.loss or hints.get("loss") or
+           ("cross_entropy" if data.n_classes is not None else "sse"),
+           "output": args.output or hints.get("output"),
+           "bias": not args.no_bias and hints.get("bias", True)}
+    init = hints.get("init_weights")
+    if init is not None and layers == hints.get("layers") and not cfg["bias"]:
+        cfg["init_weights"] = init
+    return cfg
+
+
+def _layers(text, default, data):
+    if text is None:
+        layers = list(default)
+    else:
+        try:
+            layers = [int(s) for s in text.replace(" ", "").split(",") if s]
+        except ValueError:
+            raise ValueError(f"--layers {text!r} is not a list of widths such as 64,32,10") \
+                from None
+    if len(layers) < 2 or min(layers) < 1:
+        raise ValueError(f"--layers needs at least an input and an output width ≥ 1, got {text}")
+    if layers[0] != data.n_features:
+        raise ValueError(f"--layers starts with {layers[0]} but {data.name} has "
+                         f"{data.n_features} features per example")
+    binary = data.n_classes == 2 and layers[-1] == 1  # one logistic unit for two classes
+    if layers[-1] != data.n_outputs and not binary:
+        raise ValueError(f"--layers ends with {layers[-1]} but {data.name} has "
+                         f"{data.n_outputs} outputs")
+    return layers
+
+
+def _batch_size(text):
+    if text == "full":
+        return "full"
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"--batch-size must be a whole number ≥ 1 or 'full', got {text!r}")
+    return n
+
+
+MIN_SAMPLES_FOR_HOLDOUT = 20
+
+
+def _split(data, fraction, seed):
+    if not 0 <= fraction < 1:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {fraction}")
+    if data.n_samples < MIN_SAMPLES_FOR_HOLDOUT or round(fraction * data.n_samples) < 1:
+        # A handful of examples (xor, cafeteria) is all training data, kept in file order.
+        return data.X, data.y, data.X[:0], data.y[:0]
+    return datasets.split(data.X, data.y, fraction, seed=seed)
+
+
+def predict(args):
+    from .io import load
+
+    net = load(args.model, device=args.device)
+    X = _read_features(args.input)
+    out = net.predict(X, host=True)
+    labels = net.predict_labels(X) if net.output.name in ("softmax", "logistic") else None
+    if args.out and args.out.endswith(".npy"):
+        from .io import atomic_write
+
+        atomic_write(args.out, lambda f: np.save(f, out, allow_pickle=False))
+        return 0
+    header = ([] if labels is None else ["label"]) + [f"y{k}" for k in range(out.shape[1])]
+    table = out if labels is None else np.column_stack([labels, out])
+    fmt = (["%d"] if labels is not None else []) + ["%.7g"] * out.shape[1]
+    if args.out:
+        from .io import atomic_write
+
+        atomic_write(args.out, lambda f: np.savetxt(f, table, fmt=fmt, delimiter=",",
+                                                     header=",".join(header), comments=""))
+    else:
+        np.savetxt(sys.stdout, table, fmt=fmt, delimiter=",", header=",".join(header),
+                   comments="")
+    return 0
+
+
+def _read_features(path):
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--input {path}: no such file")
+    if p.suffix == ".npy":
+        return np.load(p, allow_pickle=False)
+    try:
+        return np.loadtxt(p, delimiter=",", ndmin=2)
+    except ValueError as exc:
+        raise ValueError(f"--input {path}: not a numeric CSV of features ({exc})") from None
+
+
+def evaluate(args):
+    from .io import load
+    from .train import evaluate as evaluate_net
+
+    net = load(args.model, device=args.device)
+    data = datasets.load(args.dataset)
+    result = {"model": args.model, "dataset": data.name, "device": net.device,
+              "samples": data.n_samples, **evaluate_net(net, data.X, data.y)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        acc = f"  accuracy {result['accuracy']:.4f}" if "accuracy" in result else ""
+        print(f"{data.name}: {data.n_samples} samples on {net.device}: "
+              f"loss {result['loss']:.4f}{acc}")
+    return 0

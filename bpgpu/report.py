@@ -1,0 +1,61 @@
+"""Human-readable training summaries and loss/accuracy plots for the CLI."""
+
+from __future__ import annotations
+
+import os
+
+
+def summary_lines(s, args=None):
+    """The end-of-training report: device, epochs, time, throughput, accuracies."""
+    lines = [f"device      {s['device']}",
+             f"data        {s['dataset']}  layers {'-'.join(map(str, s['layers']))}  "
+             f"{s['optimizer']} lr={s['lr']:g} batch={s['batch_size']}",
+             f"epochs      {s['epochs']} in {s['seconds']:.2f} s "
+             f"({(s['samples_per_s'] or 0):,.0f} samples/s)",
+             f"train       loss {s['loss']:.4f}" + _acc(s.get("accuracy"))]
+    if "val_loss" in s:
+        lines.append(f"held-out    loss {s['val_loss']:.4f}" + _acc(s.get("val_accuracy")))
+    if s.get("saved"):
+        lines.append(f"saved       {s['saved']}")
+    return lines
+
+
+def _acc(value):
+    return "" if value is None else f"  accuracy {value:.2%}"
+
+
+def check_plot_available():
+    """Fail early, before training, when matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ValueError("--plot needs matplotlib; install it with: pip install 'bpgpu[plot]'") \
+            from None
+
+
+def plot_history(hist, path, title=""):
+    """Loss (and accuracy, where there is one) against epoch, written as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_write
+
+    has_acc = "accuracy" in hist
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5, 3.6),
+                             squeeze=False)
+    epochs = range(1, len(hist["loss"]) + 1)
+    for ax, key in zip(axes[0], ["loss", "accuracy"]):
+        ax.plot(epochs, hist[key], label="train")
+        if "val_" + key in hist:
+            ax.plot(epochs, hist["val_" + key], label="held-out")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fmt = os.path.splitext(str(path))[1].lstrip(".") or "png"
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=110))
+    plt.close(fig)
