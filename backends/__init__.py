@@ -103,7 +103,7 @@ class Backend:
 
 
 def to_numpy(x) -> np.ndarray:
-    """Bring any supported array (NumPy, CuPy, PyTorch, array-api-strict, lists) to a NumPy array."""
+    """Any supported array (NumPy, CuPy, PyTorch, array-api-strict, lists) as a NumPy array."""
     if isinstance(x, np.ndarray):
         return x
     module = type(x).__module__.split(".")[0]

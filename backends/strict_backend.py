@@ -1,4 +1,4 @@
-"""array-api-strict on the CPU: the conformance backend that proves bpgpu uses the standard alone."""
+"""array-api-strict on the CPU: the conformance backend (proof bpgpu uses only the standard)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ _BUILTIN = {
 _LISTED = ["cpu", "strict", "torch", "cuda"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _plugins():
     return {ep.name: ep for ep in entry_points(group="bpgpu.backends")}
 
@@ -47,7 +47,8 @@ def _module(prefix):
     try:
         return ep.load()
     except Exception as exc:
-        raise DeviceUnavailableError(f"the backend plugin {prefix!r} failed to load: {exc}") from exc
+        raise DeviceUnavailableError(
+            f"the backend plugin {prefix!r} failed to load: {exc}") from exc
 
 
 def default_spec() -> str:
@@ -73,7 +74,7 @@ def get_backend(spec=None) -> Backend:
     return _resolve(spec.strip().lower())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _resolve(spec):
     if spec in ("", "auto"):
         return _auto()
@@ -93,7 +94,7 @@ def _auto():
 
 
 def _nvidia_driver_present():
-    """A cheap look for an NVIDIA driver, so ``auto`` on a CPU-only machine imports no GPU library."""
+    """A cheap look for an NVIDIA driver, so ``auto`` on a CPU-only host imports no GPU library."""
     if os.name == "nt":
         return shutil.which("nvidia-smi") is not None
     return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/version")

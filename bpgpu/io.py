@@ -38,7 +38,8 @@ def save(net, path, extra_arrays=None, extra_meta=None):
                              "(training diverged?); lower the learning rate and retrain")
     arrays.update(extra_arrays or {})
     meta = {"format": FORMAT, "version": VERSION, **model_config(net), **(extra_meta or {}),
-            "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str} for k, a in arrays.items()}}
+            "arrays": {k: {"shape": list(a.shape), "dtype": a.dtype.str}
+                       for k, a in arrays.items()}}
     atomic_write(path, lambda f: _write_zip(f, meta, arrays))
 
 

@@ -121,7 +121,7 @@ def get(name) -> Loss:
 
 
 def for_output(loss: Loss, output_name: str) -> Loss:
-    """The variant of ``loss`` that fits the output activation (binary cross-entropy after logistic)."""
+    """The variant of ``loss`` for the output activation (binary cross-entropy after logistic)."""
     if isinstance(loss, CrossEntropy) and output_name == "logistic":
         return BinaryCrossEntropy()
     return loss

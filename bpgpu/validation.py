@@ -70,11 +70,10 @@ def check_targets(net, T, n_rows, name="y"):
 
 def one_hot(labels, n_classes, name="y"):
     """Integer class labels (n,) as a one-hot float array (n, n_classes), after checking them."""
-    if not np.issubdtype(labels.dtype, np.integer):
-        if np.any(labels != np.round(labels)):
-            raise ValueError(f"{name} looks like class labels (1-D) but holds fractions; pass "
-                             f"integer labels in [0, {n_classes}) or targets of shape "
-                             f"(n, {n_classes})")
+    if not np.issubdtype(labels.dtype, np.integer) and np.any(labels != np.round(labels)):
+        raise ValueError(f"{name} looks like class labels (1-D) but holds fractions; pass "
+                         f"integer labels in [0, {n_classes}) or targets of shape "
+                         f"(n, {n_classes})")
     lo, hi = labels.min(), labels.max()
     if lo < 0 or hi >= n_classes:
         raise ValueError(f"{name} has labels in [{lo:g}, {hi:g}] but the network has {n_classes} "
