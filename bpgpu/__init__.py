@@ -6,7 +6,6 @@ run on NumPy (CPU), CuPy (CUDA), PyTorch (CPU or CUDA) or array-api-strict, chos
 >>> history = net.fit(X, y, epochs=10, batch_size=32, lr=0.1)      # doctest: +SKIP
 """
 
-from .devices import default_spec, devices, get_backend
 from .errors import (
     BpgpuError,
     DatasetError,
@@ -15,6 +14,7 @@ from .errors import (
     TrainingDiverged,
 )
 from .network import MLP
+from .registry import default_spec, devices, get_backend
 from .train import Trainer, evaluate, fit
 
 __version__ = "0.1.0"

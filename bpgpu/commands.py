@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
-from .devices import devices as list_devices
-from .devices import get_backend
+from .registry import devices as list_devices
+from .registry import get_backend
 
 DEFAULT_LR = {"sgd": 0.5, "momentum": 0.1, "adam": 0.01}
 

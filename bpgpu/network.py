@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 
 from . import _host, activations, kernels, losses
-from .devices import get_backend
+from .registry import get_backend
 
 DTYPES = ("float32", "float64")
 
