@@ -90,6 +90,10 @@ class Backend:
         """This backend's row in ``bpgpu.devices()``."""
         raise NotImplementedError
 
+    def is_out_of_memory(self, exc) -> bool:
+        """Whether ``exc`` is this library's out-of-memory error."""
+        return isinstance(exc, MemoryError)
+
     def peak_bytes(self) -> int | None:
         """High-water mark of device memory since the last reset, where the library tracks it."""
         return None

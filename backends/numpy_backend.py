@@ -20,6 +20,10 @@ class NumpyBackend(Backend):
     def owns(self, x):
         return isinstance(x, np.ndarray)
 
+    def context(self):
+        # Overflow to inf/NaN is detected explicitly (TrainingDiverged), not by warnings.
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
     def status(self):
         return DeviceStatus("cpu", "numpy", True, version=np.__version__,
                             device_name=_cpu_name())

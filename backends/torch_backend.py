@@ -31,6 +31,9 @@ class TorchBackend(Backend):
 
         return self._torch.as_tensor(to_numpy(x), dtype=dtype, device=self.device)
 
+    def is_out_of_memory(self, exc):
+        return isinstance(exc, (MemoryError, self._torch.OutOfMemoryError))
+
     def synchronize(self):
         if self.is_gpu:
             self._torch.cuda.synchronize(self.device)

@@ -9,6 +9,7 @@ run on NumPy (CPU), CuPy (CUDA), PyTorch (CPU or CUDA) or array-api-strict, chos
 from .errors import (
     BpgpuError,
     DatasetError,
+    DeviceOutOfMemory,
     DeviceUnavailableError,
     ModelFileError,
     TrainingDiverged,
@@ -23,6 +24,7 @@ __all__ = [
     "MLP",
     "BpgpuError",
     "DatasetError",
+    "DeviceOutOfMemory",
     "DeviceUnavailableError",
     "ModelFileError",
     "Trainer",

@@ -53,6 +53,12 @@ def build_parser():
                    help="share held out for validation (default 0.2)")
     t.add_argument("--no-bias", action="store_true", help="layers without bias")
     t.add_argument("--save", metavar="PATH", help="write the trained model (.npz)")
+    t.add_argument("--checkpoint", metavar="PATH",
+                   help="write weights, optimizer state, epoch and RNG state here")
+    t.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                   help="epochs between checkpoints (default 1)")
+    t.add_argument("--resume", metavar="PATH", help="continue from a checkpoint; --epochs is "
+                                                    "the total to reach")
     t.add_argument("--plot", metavar="PATH", help="loss/accuracy curves as PNG (bpgpu[plot])")
     t.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     t.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
@@ -90,7 +96,7 @@ def main(argv=None):
     except TrainingDiverged as exc:
         if args.debug:
             raise
-        _fail(f"{exc} (try a smaller --lr)")
+        _fail(f"{exc}; try --lr {exc.lr / 10:g}" if exc.lr else str(exc))
         return EXIT_DIVERGED
     except (BpgpuError, ValueError, TypeError, OSError) as exc:
         if args.debug:

@@ -53,15 +53,18 @@ def train(args):
                   optimizer=args.optimizer, shuffle=True, out=sys.stdout)
         return _finish(args, net, None)
     interactive = sys.stdout.isatty() and not (args.quiet or args.json)
+    run_epochs = []
     t0 = time.perf_counter()
     hist = net.fit(Xt, yt, epochs=args.epochs, batch_size=batch_size, lr=lr,
                    optimizer=args.optimizer, validation_data=(Xv, yv) if len(Xv) else None,
-                   verbose=interactive)
+                   verbose=interactive, checkpoint=args.checkpoint,
+                   checkpoint_every=args.checkpoint_every, resume=args.resume,
+                   callbacks=[lambda net, epoch, logs: run_epochs.append(epoch)])
     elapsed = time.perf_counter() - t0
     summary = {"device": net.device, "dataset": data.name, "layers": net.sizes,
                "optimizer": args.optimizer, "lr": lr, "batch_size": args.batch_size,
-               "epochs": args.epochs, "seconds": elapsed,
-               "samples_per_s": len(Xt) * args.epochs / elapsed if elapsed > 0 else None,
+               "epochs": args.epochs, "epochs_this_run": len(run_epochs), "seconds": elapsed,
+               "samples_per_s": len(Xt) * len(run_epochs) / elapsed if elapsed > 0 else None,
                **{k: v[-1] for k, v in hist.items() if k != "time" and v}}
     if args.plot:
         plot_history(hist, args.plot, title=f"{data.name} on {net.device}")

@@ -18,4 +18,15 @@ class ModelFileError(BpgpuError, ValueError):
 
 
 class TrainingDiverged(BpgpuError, RuntimeError):
-    """The loss became NaN or infinite; the network keeps its last finite weights."""
+    """The loss became NaN or infinite; the network keeps its last finite weights.
+
+    ``lr`` is the learning rate that diverged (or ``None``).
+    """
+
+    def __init__(self, message, lr=None):
+        super().__init__(message)
+        self.lr = lr
+
+
+class DeviceOutOfMemory(BpgpuError, MemoryError):
+    """The data or a batch did not fit in the device's memory; the message names the batch size."""

@@ -86,13 +86,18 @@ class _suppress_os_error:
 
 
 def read(path):
-    """The metadata dict and the arrays of a bpgpu file, checked; raises :class:`ModelFileError`."""
+    """The metadata dict and the arrays of a bpgpu file, checked; raises :class:`ModelFileError`.
+
+    The architecture in the metadata is checked against the arrays it lists, and each array's
+    header against the metadata, before any array is read.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
     try:
         with zipfile.ZipFile(path) as zf:
             meta = _read_meta(zf)
+            _check_architecture(meta)
             return meta, {name: _read_array(zf, name, spec)
                           for name, spec in meta["arrays"].items()}
     except ModelFileError as exc:
@@ -121,6 +126,24 @@ def _read_meta(zf):
     return meta
 
 
+def _check_architecture(meta):
+    sizes = meta.get("sizes")
+    if (not isinstance(sizes, list) or not 2 <= len(sizes) <= 1000
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= 2**31
+                       for s in sizes)):
+        raise ModelFileError(f"bad layer sizes in the metadata: {sizes!r}")
+    arrays = meta["arrays"]
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for name, shape, required in ((f"W{i}", [n_in, n_out], True),
+                                      (f"b{i}", [n_out], bool(meta.get("bias")))):
+            spec = arrays.get(name)
+            if spec is None and required:
+                raise ModelFileError(f"array {name!r} is missing from the metadata")
+            if spec is not None and (not isinstance(spec, dict) or spec.get("shape") != shape):
+                raise ModelFileError(f"array {name!r} should have shape {shape} for layer sizes "
+                                     f"{sizes}, the metadata says {spec!r}")
+
+
 def _read_array(zf, name, spec):
     try:
         shape, dtype = tuple(int(s) for s in spec["shape"]), np.dtype(spec["dtype"])
@@ -131,10 +154,13 @@ def _read_array(zf, name, spec):
     if min(shape, default=1) < 0 or math.prod(shape) * dtype.itemsize > _MAX_ARRAY_BYTES:
         raise ModelFileError(f"array {name!r} claims an impossible size {shape}")
     try:
-        member = zf.open(f"{name}.npy")
+        info = zf.getinfo(f"{name}.npy")
     except KeyError:
         raise ModelFileError(f"array {name!r} listed in the metadata is missing") from None
-    with member:
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size > _MAX_ARRAY_BYTES:
+        raise ModelFileError(f"array {name!r} is stored compressed or oversized; bpgpu writes "
+                             "plain stored arrays")
+    with zf.open(info) as member:
         hshape, fortran, hdtype = _header(member)
         if tuple(hshape) != shape or hdtype != dtype:
             raise ModelFileError(f"array {name!r} is {hshape} {hdtype}, the metadata says "

@@ -16,11 +16,11 @@ class ProgressBar:
     width = 24
     refresh_s = 0.1
 
-    def __init__(self, epochs, enabled=True, stream=None):
+    def __init__(self, epochs, enabled=True, stream=None, first=0):
         self.stream = stream or sys.stderr
-        self.enabled = enabled and epochs > 0 and _is_tty(self.stream)
+        self.enabled = enabled and epochs > first and _is_tty(self.stream)
         self.epochs = epochs
-        self.epoch = 0
+        self.epoch = self.first = first
         self.summary = ""
         self.t0 = time.perf_counter()
         self._last = 0.0
@@ -45,7 +45,8 @@ class ProgressBar:
     def _draw(self, frac):
         filled = int(self.width * frac)
         elapsed = time.perf_counter() - self.t0
-        left = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
+        done = frac - self.first / self.epochs  # the share of the work done in this run
+        left = elapsed * (1 - frac) / done if done > 0 else float("nan")
         line = (f"\repoch {self.epoch}/{self.epochs} [{'#' * filled}{'.' * (self.width - filled)}]"
                 f" {frac:4.0%} {self.summary} · {left:.1f}s left")
         self.stream.write(line.ljust(100)[:120])

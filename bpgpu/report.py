@@ -10,7 +10,7 @@ def summary_lines(s, args=None):
     lines = [f"device      {s['device']}",
              f"data        {s['dataset']}  layers {'-'.join(map(str, s['layers']))}  "
              f"{s['optimizer']} lr={s['lr']:g} batch={s['batch_size']}",
-             f"epochs      {s['epochs']} in {s['seconds']:.2f} s "
+             f"epochs      {s['epochs']}{_resumed(s)} in {s['seconds']:.2f} s "
              f"({(s['samples_per_s'] or 0):,.0f} samples/s)",
              f"train       loss {s['loss']:.4f}" + _acc(s.get("accuracy"))]
     if "val_loss" in s:
@@ -18,6 +18,11 @@ def summary_lines(s, args=None):
     if s.get("saved"):
         lines.append(f"saved       {s['saved']}")
     return lines
+
+
+def _resumed(s):
+    earlier = s["epochs"] - s["epochs_this_run"]
+    return f" ({earlier} from the checkpoint)" if earlier else ""
 
 
 def _acc(value):

@@ -7,15 +7,18 @@ per epoch. Nothing in the step waits for the device.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
 from . import _host, optim
-from .errors import TrainingDiverged
+from . import checkpoint as checkpoints
+from .errors import DeviceOutOfMemory, TrainingDiverged
 
 
-def fit(net, X, y, *, epochs=10, batch_size=32, lr=0.1, optimizer="sgd", shuffle=True,
-        validation_data=None, verbose=False, callbacks=(), **optimizer_options):
+def fit(net, X, y, *, epochs=10, batch_size=32, lr=None, optimizer="sgd", shuffle=True,
+        validation_data=None, verbose=False, callbacks=(), checkpoint=None, checkpoint_every=1,
+        resume=None, **optimizer_options):
     """Train ``net`` on (X, y) by backpropagation and return the per-epoch history.
 
     Parameters
@@ -23,11 +26,12 @@ def fit(net, X, y, *, epochs=10, batch_size=32, lr=0.1, optimizer="sgd", shuffle
     X : array-like, shape (n, sizes[0])
     y : array-like, shape (n,) class labels or (n, sizes[-1]) targets
     epochs : int
+        Train until this many epochs are done in all (counting those of a resumed checkpoint).
     batch_size : int, "full" or None
         Examples per step: ``"full"``/``None`` is batch learning (one step per epoch over the
         whole set), 1 is online learning, anything between is mini-batch learning.
-    lr : float
-        The learning rate η.
+    lr : float, optional
+        The learning rate η; default 0.1 for sgd and momentum, 0.001 for adam.
     optimizer : {"sgd", "momentum", "adam"}
     shuffle : bool
         Visit the examples in a new random order every epoch (seeded by the net's seed).
@@ -37,6 +41,12 @@ def fit(net, X, y, *, epochs=10, batch_size=32, lr=0.1, optimizer="sgd", shuffle
         Show a progress bar on standard error.
     callbacks : sequence of callables
         Each is called as ``cb(net, epoch, logs)`` after every epoch.
+    checkpoint : path, optional
+        Write a checkpoint (weights, optimizer state, epoch, RNG state) here, atomically.
+    checkpoint_every : int
+        Epochs between checkpoints (one is always written after the last epoch).
+    resume : path, optional
+        Continue from a checkpoint written by an earlier call with the same settings.
     **optimizer_options
         ``momentum`` for momentum; ``beta1``, ``beta2``, ``eps`` for Adam.
 
@@ -51,28 +61,56 @@ def fit(net, X, y, *, epochs=10, batch_size=32, lr=0.1, optimizer="sgd", shuffle
     TrainingDiverged
         The loss became NaN or infinite; the weights are restored to the end of the last good
         epoch.
+    DeviceOutOfMemory
+        The data or a batch does not fit on the device; the message names the batch size.
     """
     epochs, batch_size = _check_schedule(epochs, batch_size)
+    every = _check_every(checkpoint_every)
     opt = optim.get(optimizer, lr=_check_lr(lr), **optimizer_options)
-    with net.backend.context():
+    settings = {"batch_size": batch_size, "shuffle": bool(shuffle)}
+    with net.backend.context(), _out_of_memory_hint(net, batch_size):
         Xd = net._inputs(X)
         Td = net._targets(y, Xd.shape[0])
-        val = None
-        if validation_data is not None:
-            Xv = net._inputs(validation_data[0], "X_val")
-            val = (Xv, net._targets(validation_data[1], Xv.shape[0], "y_val"))
-        classify = is_classification(net, y)
-        run = _Run(Trainer(net, opt), Xd, Td, batch_size, shuffle, classify)
-        return _loop(run, epochs, val, verbose, callbacks)
+        val = _validation(net, validation_data)
+        resumed = checkpoints.restore_net(net, resume, opt, settings) if resume else None
+        trainer = Trainer(net, opt)
+        start, history = 0, {"loss": [], "time": []}
+        if resumed:
+            start, history = checkpoints.restore_trainer(trainer, *resumed)
+        run = _Run(trainer, Xd, Td, batch_size, shuffle, is_classification(net, y))
+        run.epochs_done = start
+        saver = checkpoints.Saver(checkpoint, every, settings) if checkpoint else None
+        return _loop(run, range(start, epochs), val, verbose, callbacks, history, saver)
 
 
-def _loop(run, epochs, val, verbose, callbacks):
+def _validation(net, data):
+    if data is None:
+        return None
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError("validation_data must be a pair (X_val, y_val)")
+    Xv = net._inputs(data[0], "X_val")
+    return Xv, net._targets(data[1], Xv.shape[0], "y_val")
+
+
+@contextlib.contextmanager
+def _out_of_memory_hint(net, batch_size):
+    try:
+        yield
+    except Exception as exc:
+        if not net.backend.is_out_of_memory(exc):
+            raise
+        what = "the whole set" if batch_size is None else f"batch_size={batch_size}"
+        raise DeviceOutOfMemory(
+            f"out of memory on {net.device} training {net.sizes} with {what}: lower the batch "
+            "size (--batch-size), or use a device with more memory") from exc
+
+
+def _loop(run, epochs, val, verbose, callbacks, history, saver):
     from .progress import ProgressBar
 
-    history = {"loss": [], "time": []}
-    bar = ProgressBar(epochs, enabled=verbose)
+    bar = ProgressBar(epochs.stop, enabled=verbose, first=epochs.start)
     try:
-        for epoch in range(epochs):
+        for epoch in epochs:
             t0 = time.perf_counter()
             logs = run.epoch(bar)
             if val is not None:
@@ -84,6 +122,8 @@ def _loop(run, epochs, val, verbose, callbacks):
             bar.epoch_done(epoch + 1, logs)
             for cb in callbacks:
                 cb(run.net, epoch + 1, logs)
+            if saver is not None:
+                saver.maybe_save(run, epoch + 1, epochs.stop, history)
     finally:
         bar.close()
     run.net.history = history
@@ -171,10 +211,10 @@ class _Run:
     def _restore(self, snapshot, loss):
         for p, s in zip(self.params, snapshot):
             p[...] = s
-        good = self.epochs_done - 1
+        lr = self.trainer.opt.lr
         raise TrainingDiverged(
             f"the loss became {loss} in epoch {self.epochs_done}; the weights are those after "
-            f"epoch {good}; lower the learning rate (lr={self.trainer.opt.lr})")
+            f"epoch {self.epochs_done - 1}; lower the learning rate (lr={lr:g})", lr=lr)
 
 
 def _check_schedule(epochs, batch_size):
@@ -187,7 +227,15 @@ def _check_schedule(epochs, batch_size):
     return epochs, batch_size
 
 
+def _check_every(every):
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"checkpoint_every must be a whole number ≥ 1, got {every!r}")
+    return every
+
+
 def _check_lr(lr):
+    if lr is None:
+        return None
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr)
                                                                          and lr > 0):
         raise ValueError(f"lr (the learning rate η) must be a finite number > 0, got {lr!r}")
