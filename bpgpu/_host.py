@@ -48,8 +48,18 @@ def host_array(x, name):
         arr = to_numpy(x)
     except Exception as exc:
         raise TypeError(f"{name} must be an array of numbers; could not read it ({exc})") from None
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} holds complex numbers; pass real numbers (e.g. x.real or abs(x))")
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
                                    or arr.dtype == np.bool_):
         raise TypeError(f"{name} must hold numbers, found dtype {arr.dtype}; convert it with "
                         "astype(float) or encode text columns first")
     return arr
+
+
+def check_range(arr, dtype_name, name):
+    """Refuse finite values that would become infinite when cast to the network's dtype."""
+    limit = np.finfo(dtype_name).max
+    if arr.size and arr.dtype.kind == "f" and np.abs(arr).max() > limit:
+        raise ValueError(f"{name} has values up to {np.abs(arr).max():.3g}, beyond {dtype_name}'s "
+                         f"range ({limit:.3g}); rescale the data or use dtype='float64'")

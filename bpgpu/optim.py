@@ -7,6 +7,7 @@ dict made by ``init_state(params)``, so it can be saved in a checkpoint and rest
 
 from __future__ import annotations
 
+import inspect
 import math
 
 
@@ -85,4 +86,10 @@ def get(name, lr=None, **kwargs):
         raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
     if lr is not None:
         kwargs["lr"] = lr
-    return OPTIMIZERS[name](**kwargs)
+    cls = OPTIMIZERS[name]
+    accepted = [p for p in inspect.signature(cls).parameters]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"optimizer {name!r} takes {', '.join(accepted)}; got "
+                        f"{', '.join(unknown)}")
+    return cls(**kwargs)

@@ -195,7 +195,9 @@ class _Run:
         if self.classify:
             logs["accuracy"] = float(correct) / self.n
         if not math.isfinite(logs["loss"]):
-            self._restore(snapshot, logs["loss"])
+            self._restore(snapshot, f"the loss became {logs['loss']}")
+        if not math.isfinite(float(_largest_magnitude(xp, self.params))):
+            self._restore(snapshot, "a weight became NaN or infinite")
         return logs
 
     def _batch(self, order, start):
@@ -208,13 +210,22 @@ class _Run:
         xp = self.net.xp
         return xp.take(self.X, idx, axis=0), xp.take(self.T, idx, axis=0)
 
-    def _restore(self, snapshot, loss):
+    def _restore(self, snapshot, what):
         for p, s in zip(self.params, snapshot):
             p[...] = s
         lr = self.trainer.opt.lr
         raise TrainingDiverged(
-            f"the loss became {loss} in epoch {self.epochs_done}; the weights are those after "
+            f"{what} in epoch {self.epochs_done}; the weights are those after "
             f"epoch {self.epochs_done - 1}; lower the learning rate (lr={lr:g})", lr=lr)
+
+
+def _largest_magnitude(xp, params):
+    """max |w| over all parameters, as one device scalar (NaN or inf when any weight is)."""
+    biggest = None
+    for p in params:
+        m = xp.max(xp.abs(p))
+        biggest = m if biggest is None else xp.maximum(biggest, m)
+    return biggest
 
 
 def _check_schedule(epochs, batch_size):

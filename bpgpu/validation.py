@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._host import host_array
+from ._host import check_range, host_array
 
 
 def check_inputs(net, X, name="X"):
@@ -20,20 +20,26 @@ def check_inputs(net, X, name="X"):
         arr = arr[None, :]
     _check_shape(arr.shape, net.sizes[0], name)
     if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} contains NaN or infinity (first at row {bad[0]}, column "
-                         f"{bad[1]}); remove or impute those values")
+        _non_finite(arr, name)
+    check_range(arr, net.dtype_name, name)
     return net.backend.asarray(arr, net.dtype)
+
+
+def _non_finite(host, name):
+    bad = np.argwhere(~np.isfinite(host))[0]
+    raise ValueError(f"{name} contains NaN or infinity (first at row {bad[0]}, column "
+                     f"{bad[1]}); remove or impute those values")
 
 
 def _check_device_inputs(net, X, name):
     xp = net.xp
     _check_shape(tuple(X.shape), net.sizes[0], name)
     if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
-        raise TypeError(f"{name} must hold real numbers, found dtype {X.dtype}")
+        raise TypeError(f"{name} must hold numbers, found dtype {X.dtype}; convert it with "
+                        "astype(float) or encode text columns first")
     X = xp.astype(X, net.dtype)
     if not bool(xp.all(xp.isfinite(X))):
-        raise ValueError(f"{name} contains NaN or infinity; remove or impute those values")
+        _non_finite(net.backend.to_host(X), name)
     return X
 
 
@@ -58,6 +64,7 @@ def check_targets(net, T, n_rows, name="y"):
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_rows}; they must match")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinity; remove those rows")
+    check_range(arr, net.dtype_name, name)
     if arr.ndim == 1 and n_out > 1:
         arr = one_hot(arr, n_out, name)
     elif arr.ndim == 1:
@@ -65,6 +72,10 @@ def check_targets(net, T, n_rows, name="y"):
     if arr.shape[1] != n_out:
         raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {n_out} outputs; "
                          "pass class labels of shape (n,) or targets of matching width")
+    if net.loss.name == "cross_entropy" and (arr.min() < 0 or arr.max() > 1):
+        raise ValueError(f"{name} has targets in [{arr.min():g}, {arr.max():g}], but "
+                         "cross_entropy needs probabilities in [0, 1]; pass class labels, or use "
+                         "loss 'sse' or 'mse' for other targets")
     return net.backend.asarray(arr, net.dtype)
 
 
