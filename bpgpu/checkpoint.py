@@ -41,7 +41,7 @@ def save(path, trainer, epoch, history, settings):
 
 
 def read(path, net):
-    """The checkpoint's metadata and arrays, after checking they belong to ``net``'s architecture."""
+    """The checkpoint's metadata and arrays, checked to belong to ``net``'s architecture."""
     meta, arrays = io.read(path)
     ckpt = meta.get("checkpoint")
     if not isinstance(ckpt, dict):

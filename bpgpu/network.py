@@ -151,7 +151,7 @@ class MLP:
 
     def predict_labels(self, X):
         """Predicted class labels as a NumPy int array (argmax, or ``y ≥ 0.5`` for one output)."""
-        from .train import labels_of
+        from .trainer import labels_of
 
         with self.backend.context():
             out = self._forward(self._inputs(X))[-1]

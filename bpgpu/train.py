@@ -13,7 +13,8 @@ import time
 
 from . import _host, optim
 from . import checkpoint as checkpoints
-from .errors import DeviceOutOfMemory, TrainingDiverged
+from .errors import DeviceOutOfMemory
+from .trainer import EpochRunner, Trainer, count_correct
 
 
 def fit(net, X, y, *, epochs=10, batch_size=32, lr=None, optimizer="sgd", shuffle=True,
@@ -77,7 +78,7 @@ def fit(net, X, y, *, epochs=10, batch_size=32, lr=None, optimizer="sgd", shuffl
         start, history = 0, {"loss": [], "time": []}
         if resumed:
             start, history = checkpoints.restore_trainer(trainer, *resumed)
-        run = _Run(trainer, Xd, Td, batch_size, shuffle, is_classification(net, y))
+        run = EpochRunner(trainer, Xd, Td, batch_size, shuffle, is_classification(net, y))
         run.epochs_done = start
         saver = checkpoints.Saver(checkpoint, every, settings) if checkpoint else None
         return _loop(run, range(start, epochs), val, verbose, callbacks, history, saver)
@@ -130,104 +131,6 @@ def _loop(run, epochs, val, verbose, callbacks, history, saver):
     return history
 
 
-class Trainer:
-    """An optimizer bound to a network: its state, and one training step on device arrays.
-
-    >>> tr = Trainer(net, "momentum", lr=0.05)                          # doctest: +SKIP
-    >>> out = tr.step(X, T)   # X, T already on net's device: forward, backward, update
-
-    Parameters
-    ----------
-    net : MLP
-    optimizer : str or optimizer object ({"sgd", "momentum", "adam"})
-    lr : float, optional
-    **options
-        Further optimizer settings (``momentum``, ``beta1``, ...).
-    """
-
-    def __init__(self, net, optimizer="sgd", lr=None, **options):
-        self.net = net
-        self.opt = optim.get(optimizer, lr=lr, **options)
-        self.params = net.params
-        self.state = self.opt.init_state(self.params)
-
-    def step(self, X, T):
-        """One training step — forward, backward, update — returning the batch's outputs.
-
-        X (n, sizes[0]) and T (n, sizes[-1]) must already be arrays on the net's device.
-        """
-        acts = self.net._forward(X)
-        _, grads = self.net._backward(acts, T)
-        flat = [g for pair in grads for g in pair if g is not None]
-        self.net.kernels.update(self.opt, self.params, flat, self.state)
-        return acts[-1]
-
-
-class _Run:
-    """One fit call's state: device data, the trainer, and the epoch loop body."""
-
-    def __init__(self, trainer, X, T, batch_size, shuffle, classify):
-        self.trainer, self.net, self.X, self.T = trainer, trainer.net, X, T
-        self.params = trainer.params
-        self.n = X.shape[0]
-        self.batch = self.n if batch_size is None else min(batch_size, self.n)
-        self.shuffle, self.classify = shuffle and self.batch < self.n, classify
-        self.epochs_done = 0
-
-    def epoch(self, bar):
-        net, xp = self.net, self.net.xp
-        snapshot = [xp.asarray(p, copy=True) for p in self.params]
-        order = None
-        if self.shuffle:
-            perm = _host.permutation(net.shuffle_rng, self.n)
-            order = net.backend.asarray(perm, xp.int64)
-        loss_sum, correct = 0.0, 0
-        n_steps = math.ceil(self.n / self.batch)
-        for k, start in enumerate(range(0, self.n, self.batch)):
-            Xb, Tb = self._batch(order, start)
-            out = self.trainer.step(Xb, Tb)
-            loss_sum = loss_sum + net.loss.value(out, Tb) * Xb.shape[0]
-            if self.classify:
-                correct = correct + count_correct(xp, out, Tb)
-            bar.batch_done(k + 1, n_steps)
-        self.epochs_done += 1
-        logs = {"loss": float(loss_sum) / self.n}
-        if self.classify:
-            logs["accuracy"] = float(correct) / self.n
-        if not math.isfinite(logs["loss"]):
-            self._restore(snapshot, f"the loss became {logs['loss']}")
-        if not math.isfinite(float(_largest_magnitude(xp, self.params))):
-            self._restore(snapshot, "a weight became NaN or infinite")
-        return logs
-
-    def _batch(self, order, start):
-        stop = min(start + self.batch, self.n)
-        if order is None:
-            if start == 0 and stop == self.n:
-                return self.X, self.T
-            return self.X[start:stop, ...], self.T[start:stop, ...]
-        idx = order[start:stop]
-        xp = self.net.xp
-        return xp.take(self.X, idx, axis=0), xp.take(self.T, idx, axis=0)
-
-    def _restore(self, snapshot, what):
-        for p, s in zip(self.params, snapshot):
-            p[...] = s
-        lr = self.trainer.opt.lr
-        raise TrainingDiverged(
-            f"{what} in epoch {self.epochs_done}; the weights are those after "
-            f"epoch {self.epochs_done - 1}; lower the learning rate (lr={lr:g})", lr=lr)
-
-
-def _largest_magnitude(xp, params):
-    """max |w| over all parameters, as one device scalar (NaN or inf when any weight is)."""
-    biggest = None
-    for p in params:
-        m = xp.max(xp.abs(p))
-        biggest = m if biggest is None else xp.maximum(biggest, m)
-    return biggest
-
-
 def _check_schedule(epochs, batch_size):
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
@@ -258,18 +161,6 @@ def is_classification(net, y):
     shape = getattr(y, "shape", None)
     ndim = len(shape) if shape is not None else len(_host.host_array(y, "y").shape)
     return net.output.name in ("softmax", "logistic") or (ndim == 1 and net.sizes[-1] > 1)
-
-
-def labels_of(xp, out):
-    """Class labels from outputs or one-hot targets: argmax per row, or ``≥ 0.5`` for one column."""
-    if out.shape[1] == 1:
-        return xp.astype(out[:, 0] >= 0.5, xp.int64)
-    return xp.argmax(out, axis=1)
-
-
-def count_correct(xp, out, T):
-    """How many rows of ``out`` pick the same class as the targets (a 0-d device array)."""
-    return xp.sum(xp.astype(labels_of(xp, out) == labels_of(xp, T), xp.int64))
 
 
 def evaluate_arrays(net, X, T, classify, chunk=8192):
