@@ -59,6 +59,8 @@ def build_parser():
                    help="epochs between checkpoints (default 1)")
     t.add_argument("--resume", metavar="PATH", help="continue from a checkpoint; --epochs is "
                                                     "the total to reach")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks: mpiexec -n N bpgpu train --distributed")
     t.add_argument("--plot", metavar="PATH", help="loss/accuracy curves as PNG (bpgpu[plot])")
     t.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     t.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
@@ -109,7 +111,13 @@ def main(argv=None):
 
 
 def _fail(message):
-    print(f"bpgpu: error: {message}", file=sys.stderr)
+    if _mpi_rank() == 0:  # under mpiexec every rank fails alike; one line is enough
+        print(f"bpgpu: error: {message}", file=sys.stderr)
+
+
+def _mpi_rank():
+    mpi = sys.modules.get("mpi4py.MPI")
+    return mpi.COMM_WORLD.Get_rank() if mpi is not None else 0
 
 
 def _dispatch(args):

@@ -35,7 +35,10 @@ def train(args):
 
     if args.plot:
         check_plot_available()
-    backend = get_backend(args.device)
+    comm = _mpi_world() if args.distributed else None
+    backend = _rank_backend(args.device, comm)
+    if comm is not None and comm.Get_rank() != 0:
+        args.quiet, args.json, args.save, args.plot = True, False, None, None
     data = datasets.load(args.dataset, seed=args.seed)
     cfg = _model_config(args, data)
     batch_size = _batch_size(args.batch_size)
@@ -58,7 +61,7 @@ def train(args):
     hist = net.fit(Xt, yt, epochs=args.epochs, batch_size=batch_size, lr=lr,
                    optimizer=args.optimizer, validation_data=(Xv, yv) if len(Xv) else None,
                    verbose=interactive, checkpoint=args.checkpoint,
-                   checkpoint_every=args.checkpoint_every, resume=args.resume,
+                   checkpoint_every=args.checkpoint_every, resume=args.resume, comm=comm,
                    callbacks=[lambda net, epoch, logs: run_epochs.append(epoch)])
     elapsed = time.perf_counter() - t0
     summary = {"device": net.device, "dataset": data.name, "layers": net.sizes,
@@ -66,6 +69,11 @@ def train(args):
                "epochs": args.epochs, "epochs_this_run": len(run_epochs), "seconds": elapsed,
                "samples_per_s": len(Xt) * len(run_epochs) / elapsed if elapsed > 0 else None,
                **{k: v[-1] for k, v in hist.items() if k != "time" and v}}
+    if comm is not None:
+        from .distributed import DataParallel
+
+        summary["ranks"] = comm.Get_size()
+        summary["allreduce"] = DataParallel.path_for(backend)
     if args.plot:
         plot_history(hist, args.plot, title=f"{data.name} on {net.device}")
     _finish(args, net, summary)
@@ -74,6 +82,26 @@ def train(args):
     elif not args.quiet:
         print("\n".join(summary_lines(summary, args)))
     return 0
+
+
+def _mpi_world():
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise ValueError("--distributed needs mpi4py and an MPI library: "
+                         "pip install 'bpgpu[mpi]'") from None
+    return MPI.COMM_WORLD
+
+
+def _rank_backend(spec, comm):
+    """The device for this process: under MPI, a bare GPU spec means ``cuda:{local rank}``."""
+    backend = get_backend(spec)
+    if comm is None or not backend.is_gpu or ":" in (spec or "").replace("torch:cuda", ""):
+        return backend
+    from .distributed import local_rank
+
+    prefix = "torch:cuda" if backend.library == "torch" else "cuda"
+    return get_backend(f"{prefix}:{local_rank(comm)}")
 
 
 def _finish(args, net, summary):

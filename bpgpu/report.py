@@ -7,7 +7,8 @@ import os
 
 def summary_lines(s, args=None):
     """The end-of-training report: device, epochs, time, throughput, accuracies."""
-    lines = [f"device      {s['device']}",
+    ranks = f"  × {s['ranks']} ranks ({s['allreduce']})" if "ranks" in s else ""
+    lines = [f"device      {s['device']}{ranks}",
              f"data        {s['dataset']}  layers {'-'.join(map(str, s['layers']))}  "
              f"{s['optimizer']} lr={s['lr']:g} batch={s['batch_size']}",
              f"epochs      {s['epochs']}{_resumed(s)} in {s['seconds']:.2f} s "

@@ -13,13 +13,14 @@ import time
 
 from . import _host, optim
 from . import checkpoint as checkpoints
-from .errors import DeviceOutOfMemory
+from .distributed import DataParallel
+from .errors import DeviceOutOfMemory, TrainingDiverged
 from .trainer import EpochRunner, Trainer, count_correct
 
 
 def fit(net, X, y, *, epochs=10, batch_size=32, lr=None, optimizer="sgd", shuffle=True,
         validation_data=None, verbose=False, callbacks=(), checkpoint=None, checkpoint_every=1,
-        resume=None, **optimizer_options):
+        resume=None, comm=None, **optimizer_options):
     """Train ``net`` on (X, y) by backpropagation and return the per-epoch history.
 
     Parameters
@@ -48,6 +49,11 @@ def fit(net, X, y, *, epochs=10, batch_size=32, lr=None, optimizer="sgd", shuffl
         Epochs between checkpoints (one is always written after the last epoch).
     resume : path, optional
         Continue from a checkpoint written by an earlier call with the same settings.
+    comm : mpi4py communicator, optional
+        Data-parallel training over its ranks (see :mod:`bpgpu.distributed`): every rank calls
+        ``fit`` with the same data and seed; each step's global batch of ``batch_size`` is
+        shared out among the ranks and their gradients averaged. Only rank 0 shows progress and
+        writes checkpoints. An error on one rank aborts them all rather than leave them waiting.
     **optimizer_options
         ``momentum`` for momentum; ``beta1``, ``beta2``, ``eps`` for Adam.
 
@@ -74,14 +80,24 @@ def fit(net, X, y, *, epochs=10, batch_size=32, lr=None, optimizer="sgd", shuffl
         Td = net._targets(y, Xd.shape[0])
         val = _validation(net, validation_data)
         resumed = checkpoints.restore_net(net, resume, opt, settings) if resume else None
-        trainer = Trainer(net, opt)
+        parallel = DataParallel(comm, net.backend) if comm is not None else None
+        trainer = Trainer(net, opt, parallel=parallel)
         start, history = 0, {"loss": [], "time": []}
         if resumed:
             start, history = checkpoints.restore_trainer(trainer, *resumed)
         run = EpochRunner(trainer, Xd, Td, batch_size, shuffle, is_classification(net, y))
         run.epochs_done = start
-        saver = checkpoints.Saver(checkpoint, every, settings) if checkpoint else None
-        return _loop(run, range(start, epochs), val, verbose, callbacks, history, saver)
+        lead = parallel is None or parallel.rank == 0
+        saver = checkpoints.Saver(checkpoint, every, settings) if checkpoint and lead else None
+        try:
+            return _loop(run, range(start, epochs), val, verbose and lead, callbacks, history,
+                         saver)
+        except TrainingDiverged:
+            raise  # every rank sees the same summed loss, so all of them raise together
+        except Exception as exc:
+            if parallel is not None and parallel.size > 1:
+                parallel.abort(exc)
+            raise
 
 
 def _validation(net, data):

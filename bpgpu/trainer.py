@@ -27,22 +27,29 @@ class Trainer:
         Further optimizer settings (``momentum``, ``beta1``, ...).
     """
 
-    def __init__(self, net, optimizer="sgd", lr=None, **options):
+    def __init__(self, net, optimizer="sgd", lr=None, parallel=None, **options):
         self.net = net
         self.opt = optim.get(optimizer, lr=lr, **options)
         self.params = net.params
         self.state = self.opt.init_state(self.params)
+        self.parallel = parallel
 
     def step(self, X, T):
         """One training step — forward, backward, update — returning the batch's outputs.
 
-        X (n, sizes[0]) and T (n, sizes[-1]) must already be arrays on the net's device.
+        X (n, sizes[0]) and T (n, sizes[-1]) must already be arrays on the net's device. Under
+        data parallelism they are this rank's shard, and may be empty.
         """
-        acts = self.net._forward(X)
-        _, grads = self.net._backward(acts, T)
-        flat = [g for pair in grads for g in pair if g is not None]
+        if X.shape[0] == 0:  # an empty shard still takes part in the all-reduce
+            out, flat = None, [self.net.xp.zeros_like(p) for p in self.params]
+        else:
+            acts = self.net._forward(X)
+            _, grads = self.net._backward(acts, T)
+            out, flat = acts[-1], [g for pair in grads for g in pair if g is not None]
+        if self.parallel is not None:
+            flat = self.parallel.average(self.net.xp, flat, X.shape[0])
         self.net.kernels.update(self.opt, self.params, flat, self.state)
-        return acts[-1]
+        return out
 
 
 class EpochRunner:
@@ -68,14 +75,18 @@ class EpochRunner:
         for k, start in enumerate(range(0, self.n, self.batch)):
             Xb, Tb = self._batch(order, start)
             out = self.trainer.step(Xb, Tb)
-            loss_sum = loss_sum + net.loss.value(out, Tb) * Xb.shape[0]
-            if self.classify:
-                correct = correct + count_correct(xp, out, Tb)
+            if out is not None:
+                loss_sum = loss_sum + net.loss.value(out, Tb) * Xb.shape[0]
+                if self.classify:
+                    correct = correct + count_correct(xp, out, Tb)
             bar.batch_done(k + 1, n_steps)
         self.epochs_done += 1
-        logs = {"loss": float(loss_sum) / self.n}
+        totals = [float(loss_sum), float(correct)]
+        if self.trainer.parallel is not None:
+            totals = self.trainer.parallel.sum_scalars(totals)
+        logs = {"loss": totals[0] / self.n}
         if self.classify:
-            logs["accuracy"] = float(correct) / self.n
+            logs["accuracy"] = totals[1] / self.n
         if not math.isfinite(logs["loss"]):
             self._restore(snapshot, f"the loss became {logs['loss']}")
         if not math.isfinite(float(_largest_magnitude(xp, self.params))):
@@ -84,6 +95,8 @@ class EpochRunner:
 
     def _batch(self, order, start):
         stop = min(start + self.batch, self.n)
+        if self.trainer.parallel is not None:
+            start, stop = self.trainer.parallel.shard(start, stop)
         if order is None:
             if start == 0 and stop == self.n:
                 return self.X, self.T

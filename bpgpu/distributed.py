@@ -1,0 +1,122 @@
+"""Data-parallel training over MPI ranks (and NCCL between GPUs).
+
+Every rank holds the whole data set and the same network (same seed, so the same initial weights
+and the same permutation every epoch). Each global batch is cut into one contiguous shard per rank;
+each rank computes the gradients of its shard's mean loss, and one all-reduce per step — all
+gradients flattened into a single buffer, with the shard's row count appended — turns them into
+the gradient of the global batch's mean loss. Every rank then applies the same update, so the
+weights stay identical on all ranks. MPI (mpi4py) carries control and, by default, the all-reduce
+on host buffers; on CuPy devices the all-reduce goes through NCCL when CuPy has it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+class DataParallel:
+    """Gradient averaging over the ranks of an mpi4py communicator.
+
+    Attributes
+    ----------
+    rank, size : int
+    path : {"mpi-host", "nccl"}
+        How gradients travel: through MPI on host buffers, or NCCL on the GPU.
+    """
+
+    def __init__(self, comm, backend):
+        self.comm, self.backend = comm, backend
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self._nccl = _nccl_communicator(comm, backend) if backend.library == "cupy" else None
+        self.path = "nccl" if self._nccl is not None else "mpi-host"
+
+    @staticmethod
+    def path_for(backend):
+        """Which all-reduce path a backend would take: ``"nccl"`` or ``"mpi-host"``."""
+        if backend.library != "cupy":
+            return "mpi-host"
+        try:
+            from cupy.cuda import nccl
+        except ImportError:
+            return "mpi-host"
+        return "nccl" if nccl.available else "mpi-host"
+
+    def shard(self, start, stop):
+        """This rank's contiguous part of the global rows ``[start, stop)``."""
+        n = stop - start
+        lo = start + n * self.rank // self.size
+        hi = start + n * (self.rank + 1) // self.size
+        return lo, hi
+
+    def average(self, xp, grads, n_local):
+        """The global batch's mean-loss gradients from each rank's shard gradients (one call)."""
+        flat = xp.concat([xp.reshape(g, (-1,)) * n_local for g in grads]
+                         + [xp.full((1,), n_local, dtype=grads[0].dtype)])
+        flat = self._allreduce(flat)
+        total = flat[-1]
+        out, offset = [], 0
+        for g in grads:
+            size = int(np.prod(g.shape))
+            out.append(xp.reshape(flat[offset:offset + size], g.shape) / total)
+            offset += size
+        return out
+
+    def _allreduce(self, flat):
+        if self._nccl is not None:
+            return _nccl_allreduce(self._nccl, flat)
+        from mpi4py import MPI
+
+        host = np.ascontiguousarray(self.backend.to_host(flat))
+        self.comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
+        return self.backend.asarray(host)
+
+    def sum_scalars(self, values):
+        """Sum a few Python numbers over the ranks (the epoch's loss and accuracy counts)."""
+        from mpi4py import MPI
+
+        buf = np.asarray(values, dtype=np.float64)
+        self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        return buf.tolist()
+
+    def abort(self, exc):
+        """End every rank: an error on one rank must not leave the others waiting forever."""
+        print(f"bpgpu: error on rank {self.rank} of {self.size}: {exc}", file=sys.stderr,
+              flush=True)
+        self.comm.Abort(1)
+
+
+def local_rank(comm):
+    """This process's index among the ranks on its own host (to pick ``cuda:{local_rank}``)."""
+    from mpi4py import MPI
+
+    return comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+
+
+def _nccl_communicator(comm, backend):
+    """A NCCL communicator over the MPI ranks, or ``None`` where CuPy has no NCCL.
+
+    Untested: it has not run on a machine with two GPUs.
+    """
+    try:
+        from cupy.cuda import nccl
+    except ImportError:
+        return None
+    if not nccl.available:
+        return None
+    uid = nccl.get_unique_id() if comm.Get_rank() == 0 else None
+    uid = comm.bcast(uid, root=0)
+    with backend.context():
+        return nccl.NcclCommunicator(comm.Get_size(), uid, comm.Get_rank())
+
+
+def _nccl_allreduce(nccl_comm, flat):
+    """In-place sum over the ranks on the GPU (untested without two GPUs)."""
+    import cupy
+    from cupy.cuda import nccl
+
+    kind = nccl.NCCL_FLOAT32 if flat.dtype == cupy.float32 else nccl.NCCL_FLOAT64
+    stream = cupy.cuda.get_current_stream()
+    nccl_comm.allReduce(flat.data.ptr, flat.data.ptr, flat.size, kind, nccl.NCCL_SUM, stream.ptr)
+    return flat
