@@ -29,7 +29,10 @@ class TorchBackend(Backend):
             return x.detach().to(device=self.device, dtype=dtype or x.dtype)
         from . import to_numpy
 
-        return self._torch.as_tensor(to_numpy(x), dtype=dtype, device=self.device)
+        host = to_numpy(x)
+        if not host.flags.writeable:  # torch refuses to share read-only memory (memmaps)
+            host = host.copy()
+        return self._torch.as_tensor(host, dtype=dtype, device=self.device)
 
     def is_out_of_memory(self, exc):
         return isinstance(exc, (MemoryError, self._torch.OutOfMemoryError))

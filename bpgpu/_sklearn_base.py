@@ -1,5 +1,5 @@
-"""The machinery shared by :mod:`bpgpu.sklearn`'s estimators: parameters, the network, one epoch of
-``partial_fit``, array API dispatch and pickling. Private; only this and :mod:`bpgpu.sklearn`
+"""The base of :mod:`bpgpu.sklearn`'s estimators: parameters, the network, training, outputs under
+array API dispatch, and pickling. Private; only the ``_sklearn*`` modules and :mod:`bpgpu.sklearn`
 import scikit-learn.
 """
 
@@ -7,22 +7,30 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import warnings
 
 import array_api_compat
 import numpy as np
-from sklearn import get_config
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import losses
+from ._sklearn_helpers import (
+    device_spec_of,
+    epoch_printer,
+    is_tty,
+    is_whole,
+    namespace_of,
+    one_epoch,
+)
 from .backends import to_numpy
-from .errors import DeviceUnavailableError, TrainingDiverged
+from .errors import DeviceUnavailableError
 from .io import model_config
 from .network import MLP
+from .optim import OPTIMIZERS
 from .train import Trainer
-
 
 _NO_Y = object()
 
@@ -59,12 +67,14 @@ class BPEstimator(BaseEstimator):
     @property
     def coefs_(self):
         """Weight matrices as NumPy copies; ``coefs_[i]`` has shape (n_in, n_out) of layer i."""
-        return [np.array(self._live_net().backend.to_host(W)) for W, _ in self.net_.weights]
+        net = self._live_net()
+        return [np.array(net.backend.to_host(W)) for W, _ in net.weights]
 
     @property
     def intercepts_(self):
         """Bias vectors as NumPy copies; ``intercepts_[i]`` has shape (n_out,) of layer i."""
-        return [np.array(self._live_net().backend.to_host(b)) for _, b in self.net_.weights]
+        net = self._live_net()
+        return [np.array(net.backend.to_host(b)) for _, b in net.weights]
 
     def _live_net(self):
         if "net_" not in self.__dict__:  # AttributeError keeps hasattr(est, "coefs_") False
@@ -81,15 +91,19 @@ class BPEstimator(BaseEstimator):
         return name
 
     def _schedule(self):
-        """(epochs, batch_size, lr) as the Python numbers bpgpu.fit checks and accepts."""
-        def whole(value):
-            return int(value) if isinstance(value, numbers.Integral) and not isinstance(
-                value, bool) else value
-
-        batch = self.batch_size
-        lr = float(self.lr) if isinstance(self.lr, numbers.Real) and not isinstance(
-            self.lr, bool) else self.lr
-        return whole(self.epochs), batch if batch in (None, "full") else whole(batch), lr
+        """(epochs, batch_size, lr), checked, as the Python numbers bpgpu.fit accepts."""
+        epochs, batch, lr = self.epochs, self.batch_size, self.lr
+        if not is_whole(epochs) or epochs < 0:
+            raise ValueError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
+        if batch not in (None, "full") and (not is_whole(batch) or batch < 1):
+            raise ValueError(f"batch_size must be a whole number ≥ 1 or 'full', got {batch!r}")
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (
+                math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, "
+                             f"got {self.optimizer!r}")
+        return int(epochs), batch if batch in (None, "full") else int(batch), float(lr)
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -111,7 +125,7 @@ class BPEstimator(BaseEstimator):
 
     def _validate(self, X, y=_NO_Y, reset=True):
         """sklearn's validate_data, keeping float X of the net's precision where it can."""
-        xp = _namespace(X) or np
+        xp = namespace_of(X) or np
         floats = (xp.float32, xp.float64)
         kwargs = {"dtype": floats[::-1] if self.dtype == "float64" else floats}
         if y is _NO_Y:
@@ -124,9 +138,10 @@ class BPEstimator(BaseEstimator):
         """A fresh network for X (n_samples, n_features_in_) with n_outputs outputs."""
         if not isinstance(self.tf32, (bool, np.bool_)):
             raise ValueError(f"tf32 must be True or False, got {self.tf32!r}")
+        self._schedule()
         device = self.device
-        if device is None and _namespace(X) is not None:
-            device = _spec_of(X)  # array API dispatch: train where the data already are
+        if device is None and namespace_of(X) is not None:
+            device = device_spec_of(X)  # array API dispatch: train where the data already are
         sizes = [X.shape[1], *self._hidden_sizes(), n_outputs]
         self.net_ = MLP(sizes, self.activation, output, self._loss_name(), device=device,
                         dtype=self.dtype, seed=self._seed())
@@ -142,8 +157,10 @@ class BPEstimator(BaseEstimator):
     def _train(self, X, T):
         """``epochs`` epochs of bpgpu.fit on host targets T (n, n_outputs)."""
         epochs, batch_size, lr = self._schedule()
+        lines = self.verbose and not is_tty(sys.stderr)  # where no progress bar can show
         history = self.net_.fit(self._on_net(X), T, epochs=epochs, batch_size=batch_size, lr=lr,
-                                optimizer=self.optimizer, shuffle=True, verbose=bool(self.verbose))
+                                optimizer=self.optimizer, shuffle=True, verbose=bool(self.verbose),
+                                callbacks=[epoch_printer(epochs)] if lines else ())
         self.loss_curve_ = [float(v) for v in history["loss"]]
         self.n_iter_ = len(self.loss_curve_)
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
@@ -156,18 +173,23 @@ class BPEstimator(BaseEstimator):
             self._trainer = Trainer(net, self.optimizer, lr=lr)
         self._trainer.opt.lr = lr
         with net.backend.context():
-            loss = _epoch(self._trainer, net.backend.asarray(self._on_net(X), net.dtype),
+            loss = one_epoch(self._trainer, net.backend.asarray(self._on_net(X), net.dtype),
                           net.backend.asarray(T, net.dtype),
                           None if batch_size in (None, "full") else batch_size)
         self.loss_curve_.append(loss)
         self.n_iter_ += 1
         self.loss_ = loss
+        if self.verbose:
+            print(f"partial_fit epoch {self.n_iter_}  loss {loss:.4f}", file=sys.stderr)
 
     def _on_net(self, X):
         """X, moved first when it is the net's library but on another device (the core keeps
         such arrays where they are)."""
         net = self.net_
         if not net.backend.owns(X):
+            if net.backend.library == "torch" and isinstance(X, np.ndarray) and not (
+                    X.flags.writeable):
+                return np.array(X)  # torch.as_tensor warns on read-only NumPy arrays
             return X  # bpgpu copies it to the device through the host
         if array_api_compat.device(X) == array_api_compat.device(net.weights[0][0]):
             return X
@@ -182,7 +204,7 @@ class BPEstimator(BaseEstimator):
         X = self._validate(X, reset=False)
         net = self.net_
         out = net.predict(self._on_net(X))
-        xp = _namespace(X)
+        xp = namespace_of(X)
         if xp is None:
             return net.backend.to_host(out).astype(X.dtype, copy=False), (np, None)
         dev = array_api_compat.device(X)
@@ -233,55 +255,3 @@ class BPEstimator(BaseEstimator):
             self._trainer.state = {
                 k: [net.backend.asarray(a, net.dtype) for a in v] if isinstance(v, list) else v
                 for k, v in saved.items()}
-
-
-def _epoch(trainer, X, T, batch_size):
-    """One shuffled pass of mini-batch steps over device arrays X, T; the mean loss."""
-    net, xp = trainer.net, trainer.net.xp
-    n = X.shape[0]
-    batch = n if batch_size is None else min(batch_size, n)
-    order = None
-    if batch < n:
-        order = net.backend.asarray(net.shuffle_rng.permutation(n).astype(np.int64), xp.int64)
-    snapshot = [xp.asarray(p, copy=True) for p in trainer.params]
-    total = 0.0
-    for start in range(0, n, batch):
-        stop = min(start + batch, n)
-        Xb, Tb = X, T
-        if order is not None:
-            idx = order[start:stop]
-            Xb, Tb = xp.take(X, idx, axis=0), xp.take(T, idx, axis=0)
-        out = trainer.step(Xb, Tb)
-        total = total + net.loss.value(out, Tb) * (stop - start)
-    loss = float(total) / n
-    if not math.isfinite(loss):
-        for p, s in zip(trainer.params, snapshot):
-            p[...] = s
-        raise TrainingDiverged(f"the loss became {loss} in partial_fit; the weights are those "
-                               f"before this call; lower the learning rate (lr={trainer.opt.lr})")
-    return loss
-
-
-def _namespace(X):
-    """X's array namespace when array API dispatch is on and X is not NumPy, else None."""
-    if not get_config()["array_api_dispatch"] or isinstance(X, np.ndarray):
-        return None
-    try:
-        xp = array_api_compat.array_namespace(X)
-    except TypeError:
-        return None
-    return None if array_api_compat.is_numpy_namespace(xp) else xp
-
-
-def _spec_of(X):
-    """The bpgpu device spec where X lives, or None when bpgpu has no backend for it."""
-    if array_api_compat.is_torch_array(X):
-        dev = X.device
-        if dev.type == "cpu":
-            return "torch:cpu"
-        return f"torch:cuda:{dev.index or 0}" if dev.type == "cuda" else None
-    if array_api_compat.is_cupy_array(X):
-        return f"cuda:{X.device.id}"
-    if type(X).__module__.startswith("array_api_strict"):
-        return "strict"
-    return None

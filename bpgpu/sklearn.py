@@ -1,8 +1,9 @@
-"""scikit-learn estimators around :class:`bpgpu.MLP`: :class:`BPClassifier` and :class:`BPRegressor`.
+"""scikit-learn estimators around :class:`bpgpu.MLP`: :class:`BPClassifier`, :class:`BPRegressor`.
 
-Needs the optional extra ``bpgpu[sklearn]`` (scikit-learn ≥ 1.6); the rest of bpgpu never imports
-scikit-learn. The estimators work in ``Pipeline``, ``cross_val_score``, ``GridSearchCV`` (also over
-``device``) and ``clone``, and pickle (for joblib) as host NumPy weights plus their settings.
+Needs scikit-learn ≥ 1.6, an optional dependency: the rest of bpgpu never imports scikit-learn.
+The estimators work in ``Pipeline``, ``cross_val_score``, ``GridSearchCV`` (also over ``device``)
+and ``clone``, and pickle (for joblib) as host NumPy weights plus their settings, rebuilt on their
+device when unpickled (on ``"cpu"``, with a warning, where that device is not usable).
 
 >>> from bpgpu.sklearn import BPClassifier
 >>> clf = BPClassifier(hidden_layer_sizes=(32,), epochs=30, device="cpu", random_state=0)
@@ -28,8 +29,9 @@ batch_size : int or "full", default 32
     Examples per step (``"full"``: one step per epoch).
 device : str or None
     A bpgpu device spec (``"cpu"``, ``"cuda:0"``, ``"torch:cpu"``, ``"strict"``, ...). ``None`` is
-    ``$BPGPU_DEVICE`` or ``"auto"``, except that with ``sklearn.set_config(array_api_dispatch=True)``
-    and a PyTorch, CuPy or array-api-strict X the network is put where X already is.
+    ``$BPGPU_DEVICE`` or ``"auto"``, except that with array API dispatch on
+    (``sklearn.set_config(array_api_dispatch=True)``) and a PyTorch, CuPy or array-api-strict X
+    the network is put where X already is.
 dtype : {"float32", "float64"}, default "float32"
 random_state : int, RandomState or None
     An int is the MLP seed itself (``random_state=0`` starts from ``MLP(..., seed=0)``'s weights);
@@ -38,7 +40,8 @@ tf32 : bool, default False
     Stored for the day bpgpu gets a TF32 path, where it would affect CUDA matmuls only. bpgpu has
     none yet, so it changes nothing (fit warns when it is True on a GPU).
 verbose : bool, default False
-    A progress bar on standard error during ``fit``.
+    Report training on standard error: a progress bar where it is a terminal, else one line per
+    epoch (``partial_fit``: one line per call).
 
 Fitted attributes: ``net_`` (the :class:`bpgpu.MLP`), ``device_`` (its device spec),
 ``n_features_in_``, ``n_outputs_``, ``out_activation_``, ``loss_curve_`` (mean training loss per
@@ -48,6 +51,8 @@ the weights, ``coefs_[i]`` of shape (n_in, n_out)); the classifier adds ``classe
 With array API dispatch on, ``predict`` / ``predict_proba`` return arrays of X's library on X's
 device (labels as NumPy when the classes are not numbers). Unlike scikit-learn's own array API
 estimators, any input library is accepted after any fit: the network lives on its own device.
+Outputs are computed in ``dtype`` and returned in X's floating dtype (integer X counts as
+``dtype``), as scikit-learn expects.
 
 ``partial_fit`` trains one epoch and keeps its optimizer state (e.g. Adam's moments) from call to
 call; after ``fit`` the first ``partial_fit`` starts a fresh optimizer state on the fitted weights
@@ -57,11 +62,17 @@ call; after ``fit`` the first ``partial_fit`` starts a fresh optimizer state on 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import column_or_1d
+
+try:
+    from sklearn.base import ClassifierMixin, RegressorMixin
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target
+    from sklearn.utils.validation import column_or_1d, validate_data  # noqa: F401 (≥ 1.6)
+except ImportError as exc:
+    raise ImportError(f"bpgpu.sklearn needs scikit-learn ≥ 1.6 ({exc}); install it with "
+                      "pip install 'scikit-learn>=1.6'") from exc
 
 from ._sklearn_base import BPEstimator
+from .backends import to_numpy
 
 __all__ = ["BPClassifier", "BPRegressor"]
 
@@ -117,7 +128,7 @@ class BPClassifier(ClassifierMixin, BPEstimator):
         if xp is np:
             return self.classes_[idx]
         if self.classes_.dtype.kind not in "biuf":
-            return self.classes_[np.asarray(self.net_.backend.to_host(idx))]
+            return self.classes_[to_numpy(idx)]
         return xp.take(xp.asarray(self.classes_, device=dev), idx, axis=0)
 
     def predict_proba(self, X):

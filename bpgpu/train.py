@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import time
 
 from . import _host, optim
@@ -148,26 +149,30 @@ def _loop(run, epochs, val, verbose, callbacks, history, saver):
 
 
 def _check_schedule(epochs, batch_size):
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+    if not _whole(epochs) or epochs < 0:
         raise ValueError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
-    if batch_size in (None, "full"):
-        return epochs, None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if batch_size is None or (isinstance(batch_size, str) and batch_size == "full"):
+        return int(epochs), None
+    if not _whole(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number ≥ 1 or 'full', got {batch_size!r}")
-    return epochs, batch_size
+    return int(epochs), int(batch_size)
+
+
+def _whole(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _check_every(every):
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+    if not _whole(every) or every < 1:
         raise ValueError(f"checkpoint_every must be a whole number ≥ 1, got {every!r}")
-    return every
+    return int(every)
 
 
 def _check_lr(lr):
     if lr is None:
         return None
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr)
-                                                                         and lr > 0):
+    if (isinstance(lr, bool) or not isinstance(lr, numbers.Real)
+            or not (math.isfinite(lr) and lr > 0)):
         raise ValueError(f"lr (the learning rate η) must be a finite number > 0, got {lr!r}")
     return float(lr)
 

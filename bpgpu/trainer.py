@@ -63,7 +63,8 @@ class EpochRunner:
         self.shuffle, self.classify = shuffle and self.batch < self.n, classify
         self.epochs_done = 0
 
-    def epoch(self, bar):
+    def epoch(self, bar=None):
+        """Run one epoch of steps; return its logs (``loss``, and ``accuracy`` when classifying)."""
         net, xp = self.net, self.net.xp
         snapshot = [xp.asarray(p, copy=True) for p in self.params]
         order = None
@@ -79,7 +80,8 @@ class EpochRunner:
                 loss_sum = loss_sum + net.loss.value(out, Tb) * Xb.shape[0]
                 if self.classify:
                     correct = correct + count_correct(xp, out, Tb)
-            bar.batch_done(k + 1, n_steps)
+            if bar is not None:
+                bar.batch_done(k + 1, n_steps)
         self.epochs_done += 1
         totals = [float(loss_sum), float(correct)]
         if self.trainer.parallel is not None:

@@ -37,7 +37,7 @@ def _check_device_inputs(net, X, name):
     if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"{name} must hold numbers, found dtype {X.dtype}; convert it with "
                         "astype(float) or encode text columns first")
-    X = xp.astype(X, net.dtype)
+    X = net.backend.asarray(X, net.dtype)  # casts, and moves it if it is on another device
     if not bool(xp.all(xp.isfinite(X))):
         _non_finite(net.backend.to_host(X), name)
     return X

@@ -103,6 +103,12 @@ def test_bad_input_gets_a_clear_error(call, exc, phrase):
     assert "\n" not in str(info.value)
 
 
+def test_numpy_scalars_are_accepted_as_settings(tmp_path):
+    hist = _net().fit(X4, Y3, epochs=np.int64(2), batch_size=np.int32(4), lr=np.float32(0.1),
+                      checkpoint=tmp_path / "ck.npz", checkpoint_every=np.int64(1))
+    assert len(hist["loss"]) == 2
+
+
 def test_softmax_with_sse_is_allowed_but_warns():
     with pytest.warns(UserWarning, match="cross_entropy' is the matched loss"):
         bpgpu.MLP([4, 3], output="softmax", loss="sse")
