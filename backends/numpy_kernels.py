@@ -41,7 +41,7 @@ class NumpyKernels(kernels.Kernels):
         return super().output_delta(loss, act, y, t)
 
     def bias_grad(self, xp, delta):
-        return delta.sum(axis=0)
+        return np.add.reduce(delta, axis=0)  # the ufunc itself: no Python-level wrapper
 
     def update(self, opt, params, grads, state):
         if opt.name != "sgd":
@@ -70,9 +70,9 @@ def _relu(z, act):
 
 
 def _softmax(z, act):
-    z -= z.max(axis=1, keepdims=True)
+    z -= np.maximum.reduce(z, axis=1, keepdims=True)
     np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
+    z /= np.add.reduce(z, axis=1, keepdims=True)
     return z
 
 
