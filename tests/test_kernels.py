@@ -73,3 +73,26 @@ def test_training_with_and_without_fast_paths_agrees(device, opt):
     for (W1, b1), (W2, b2) in zip(nets[0].weights, nets[1].weights):
         np.testing.assert_allclose(to_np(W1), to_np(W2), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(to_np(b1), to_np(b2), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("act", ["logistic", "tanh", "relu", "identity"])
+def test_cupy_fused_kernels_match_reference(act, opt):
+    """The CuPy kernels against the Array API path, on the same CuPy inputs (float32)."""
+    try:
+        be = bpgpu.get_backend("cuda")
+    except bpgpu.DeviceUnavailableError as exc:
+        pytest.skip(str(exc))
+    from bpgpu.backends.cupy_kernels import CupyKernels
+
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((64, 6)) * 3, rng.integers(0, 3, 64)
+    nets = [bpgpu.MLP([6, 8, 3], activation=act, device=be, seed=4, fused=False)
+            for _ in range(2)]
+    nets[0].kernels = CupyKernels()
+    for net in nets:
+        net.fit(X, y, epochs=2, batch_size=16, lr=0.05, optimizer=opt)
+    for (W1, b1), (W2, b2) in zip(nets[0].weights, nets[1].weights):
+        np.testing.assert_allclose(to_np(W1), to_np(W2), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(to_np(b1), to_np(b2), rtol=1e-4, atol=1e-5)
