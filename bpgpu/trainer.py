@@ -40,6 +40,11 @@ class Trainer:
         X (n, sizes[0]) and T (n, sizes[-1]) must already be arrays on the net's device. Under
         data parallelism they are this rank's shard, and may be empty.
         """
+        with self.net.backend.context():
+            return self.step_in_context(X, T)
+
+    def step_in_context(self, X, T):
+        """:meth:`step` for callers already inside ``net.backend.context()`` (the epoch loop)."""
         if X.shape[0] == 0:  # an empty shard still takes part in the all-reduce
             out, flat = None, [self.net.xp.zeros_like(p) for p in self.params]
         else:
@@ -65,6 +70,10 @@ class EpochRunner:
 
     def epoch(self, bar=None):
         """Run one epoch of steps; return its logs (``loss``, and ``accuracy`` when classifying)."""
+        with self.net.backend.context():
+            return self._epoch(bar)
+
+    def _epoch(self, bar):
         net, xp = self.net, self.net.xp
         snapshot = [xp.asarray(p, copy=True) for p in self.params]
         order = None
@@ -75,7 +84,7 @@ class EpochRunner:
         n_steps = math.ceil(self.n / self.batch)
         for k, start in enumerate(range(0, self.n, self.batch)):
             Xb, Tb = self._batch(order, start)
-            out = self.trainer.step(Xb, Tb)
+            out = self.trainer.step_in_context(Xb, Tb)
             if out is not None:
                 loss_sum = loss_sum + net.loss.value(out, Tb) * Xb.shape[0]
                 if self.classify:
