@@ -94,13 +94,6 @@ class Backend:
         """Whether ``exc`` is this library's out-of-memory error."""
         return isinstance(exc, MemoryError)
 
-    def peak_bytes(self) -> int | None:
-        """High-water mark of device memory since the last reset, where the library tracks it."""
-        return None
-
-    def reset_peak(self):
-        """Reset the high-water mark read by :meth:`peak_bytes`."""
-
     kernels = None
     """Optional fast paths (a :class:`bpgpu.kernels.Kernels` subclass); ``None`` means the
     Array API reference."""

@@ -42,12 +42,6 @@ class CupyBackend(Backend):
     def context(self):
         return self.device
 
-    def peak_bytes(self):
-        return int(self._cupy.get_default_memory_pool().total_bytes())
-
-    def reset_peak(self):
-        self._cupy.get_default_memory_pool().free_all_blocks()
-
     def status(self):
         rt = self._cupy.cuda.runtime
         props = rt.getDeviceProperties(self.index)

@@ -15,6 +15,10 @@ class StrictBackend(Backend):
     def owns(self, x):
         return type(x).__module__.startswith("array_api_strict")
 
+    def status(self):
+        return DeviceStatus("strict", "array_api_strict", True, version=self.xp.__version__,
+                            device_name="CPU (conformance checking)")
+
     def context(self):
         import numpy as np
 
@@ -47,5 +51,4 @@ def status():
     except ImportError:
         return [DeviceStatus("strict", "array_api_strict", False,
                              "not installed; install bpgpu[test]")]
-    return [DeviceStatus("strict", "array_api_strict", True, version=xp.__version__,
-                         device_name="CPU (conformance checking)")]
+    return [StrictBackend(xp).status()]

@@ -35,20 +35,11 @@ class TorchBackend(Backend):
         return self._torch.as_tensor(host, dtype=dtype, device=self.device)
 
     def is_out_of_memory(self, exc):
-        return isinstance(exc, (MemoryError, self._torch.OutOfMemoryError))
+        return isinstance(exc, (MemoryError, self._torch.cuda.OutOfMemoryError))
 
     def synchronize(self):
         if self.is_gpu:
             self._torch.cuda.synchronize(self.device)
-
-    def peak_bytes(self):
-        if self.is_gpu:
-            return int(self._torch.cuda.max_memory_allocated(self.device))
-        return None
-
-    def reset_peak(self):
-        if self.is_gpu:
-            self._torch.cuda.reset_peak_memory_stats(self.device)
 
     def status(self):
         torch = self._torch

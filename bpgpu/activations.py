@@ -53,10 +53,9 @@ class Logistic(Activation):
     name = "logistic"
 
     def forward(self, z):
-        xp = array_namespace(z)
-        # exp(-|z|) never overflows; the two branches are the same function.
-        e = xp.exp(-xp.abs(z))
-        return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        # For z < -88 (float32) exp(-z) overflows to inf and y is exactly 0, as it should be;
+        # the backends' context() keeps NumPy from warning about it.
+        return 1 / (1 + array_namespace(z).exp(-z))
 
     def derivative(self, y):
         return y * (1 - y)

@@ -8,6 +8,9 @@ the same weights as an uninterrupted one (bit for bit on the CPU).
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 from . import io
 from .errors import ModelFileError
 
@@ -21,6 +24,13 @@ class Saver:
     def maybe_save(self, run, epoch, epochs, history):
         if epoch % self.every == 0 or epoch == epochs:
             save(self.path, run.trainer, epoch, history, self.settings)
+
+
+def check_writable(path):
+    """Fail before training, not after the first epoch, when ``path`` cannot be written."""
+    path = Path(path)
+    if path.is_dir() or not path.parent.is_dir():
+        raise ValueError(f"cannot write checkpoints to {path}: give a file in an existing folder")
 
 
 def save(path, trainer, epoch, history, settings):
@@ -64,6 +74,9 @@ def restore_net(net, path, opt, settings):
     if ckpt.get("settings") != settings:
         raise ValueError(f"{path} was written with {ckpt.get('settings')}, not {settings}; "
                          "resume with the same batch size and shuffling")
+    if ckpt.get("hyper") != vars(opt):
+        warnings.warn(f"resuming {path} with optimizer settings {vars(opt)}; the checkpoint was "
+                      f"written with {ckpt.get('hyper')}", UserWarning, stacklevel=4)
     n = len(net.sizes) - 1
     net.set_weights([(arrays[f"W{i}"], arrays.get(f"b{i}")) for i in range(n)])
     net.shuffle_rng.bit_generator.state = ckpt["rng"]

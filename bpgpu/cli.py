@@ -106,7 +106,7 @@ def main(argv=None):
         _fail(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _fail("interrupted; nothing was saved")
+        _fail("interrupted: --save was not written (checkpoints written so far are kept)")
         return EXIT_INTERRUPTED
 
 

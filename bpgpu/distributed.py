@@ -11,9 +11,11 @@ on host buffers; on CuPy devices the all-reduce goes through NCCL when CuPy has 
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
+from array_api_compat import device
 
 
 class DataParallel:
@@ -52,13 +54,13 @@ class DataParallel:
 
     def average(self, xp, grads, n_local):
         """The global batch's mean-loss gradients from each rank's shard gradients (one call)."""
-        flat = xp.concat([xp.reshape(g, (-1,)) * n_local for g in grads]
-                         + [xp.full((1,), n_local, dtype=grads[0].dtype)])
+        count = xp.full((1,), n_local, dtype=grads[0].dtype, device=device(grads[0]))
+        flat = xp.concat([xp.reshape(g, (-1,)) * n_local for g in grads] + [count])
         flat = self._allreduce(flat)
         total = flat[-1]
         out, offset = [], 0
         for g in grads:
-            size = int(np.prod(g.shape))
+            size = math.prod(g.shape)
             out.append(xp.reshape(flat[offset:offset + size], g.shape) / total)
             offset += size
         return out

@@ -52,7 +52,7 @@ class MLP:
         self.activation = activations.get(activation)
         self.output = activations.get(output or _default_output(loss, self.sizes[-1]))
         self.loss = losses.for_output(losses.get(loss), self.output.name)
-        _check_pairing(self.output.name, self.loss.name)
+        _check_pairing(self.output.name, self.loss.name, self.sizes[-1])
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         self.dtype_name = dtype
@@ -89,8 +89,21 @@ class MLP:
         return [p for pair in self.weights for p in pair if p is not None]
 
     def set_weights(self, pairs):
-        """Replace the weights with ``[(W, b), ...]`` from the host (NumPy) or any device."""
-        pairs = list(pairs)
+        """Replace the weights with ``[(W, b), ...]`` from the host (NumPy) or any device.
+
+        The values are copied into the network's existing arrays, so a :class:`bpgpu.Trainer`
+        made earlier keeps training the same arrays.
+        """
+        with self.backend.context():
+            W_new, b_new = self._checked_copies(list(pairs))
+        if not hasattr(self, "_W"):
+            self._W, self._b = W_new, b_new
+            return
+        for old, new in zip(self._W + self._b, W_new + b_new):
+            if old is not None:
+                old[...] = new
+
+    def _checked_copies(self, pairs):
         if len(pairs) != len(self.sizes) - 1:
             raise ValueError(f"set_weights needs {len(self.sizes) - 1} (W, b) pairs, "
                              f"got {len(pairs)}")
@@ -103,7 +116,7 @@ class MLP:
                 raise ValueError(f"b[{i}] given, but this network has bias=False; pass None")
             else:
                 b_new.append(None)
-        self._W, self._b = W_new, b_new
+        return W_new, b_new
 
     def _move(self, a, shape, name):
         if a is None:
@@ -234,7 +247,10 @@ def _default_output(loss, n_out):
     return "identity"
 
 
-def _check_pairing(output, loss):
+def _check_pairing(output, loss, n_out):
+    if output == "softmax" and n_out == 1:
+        raise ValueError("a softmax over one output is always 1; use output 'logistic' for a "
+                         "single yes/no unit, or two softmax outputs")
     if loss == "cross_entropy" and output not in ("softmax", "logistic"):
         raise ValueError(f"loss 'cross_entropy' needs a probability output ('softmax' or "
                          f"'logistic'), got output {output!r}; use loss 'sse' or 'mse' instead")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import inspect
 import math
 
+from array_api_compat import array_namespace
+
 
 class SGD:
     """Plain gradient descent, the lecture's ``Δw = -η ∂E/∂w``."""
@@ -17,7 +19,7 @@ class SGD:
     name = "sgd"
 
     def __init__(self, lr=0.1):
-        self.lr = lr
+        self.lr = float(lr)
 
     def init_state(self, params):
         return {}
@@ -37,10 +39,10 @@ class Momentum(SGD):
 
     def __init__(self, lr=0.1, momentum=0.9):
         super().__init__(lr)
-        self.momentum = momentum
+        self.momentum = float(momentum)
 
     def init_state(self, params):
-        return {"velocity": [p * 0 for p in params]}
+        return {"velocity": [_zeros_like(p) for p in params]}
 
     def update(self, params, grads, state):
         for p, g, v in zip(params, grads, state["velocity"]):
@@ -56,10 +58,11 @@ class Adam(SGD):
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
     def init_state(self, params):
-        return {"step": 0, "m": [p * 0 for p in params], "v": [p * 0 for p in params]}
+        return {"step": 0, "m": [_zeros_like(p) for p in params],
+                "v": [_zeros_like(p) for p in params]}
 
     def update(self, params, grads, state):
         state["step"] += 1
@@ -75,12 +78,19 @@ class Adam(SGD):
             p -= step * m / (v**0.5 + eps)
 
 
+def _zeros_like(p):
+    return array_namespace(p).zeros_like(p)
+
+
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Adam)}
 
 
 def get(name, lr=None, **kwargs):
     """An optimizer by name, e.g. ``get("adam", lr=1e-3)`` (or an optimizer, returned as is)."""
     if not isinstance(name, str):
+        if lr is not None or kwargs:
+            raise TypeError("give the learning rate and options to the optimizer object itself, "
+                            f"not beside it (got {name!r} with lr={lr!r}, {kwargs})")
         return name
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")

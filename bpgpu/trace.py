@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from .train import Trainer
+from . import _host
+from .trainer import Trainer
 
 MAX_PARAMS = 60
 MAX_STEPS = 200
@@ -29,17 +30,21 @@ def trace_fit(net, X, y, *, epochs, batch_size, lr, optimizer, shuffle, out):
     if steps > MAX_STEPS:
         raise ValueError(f"--trace would print {steps} steps (limit {MAX_STEPS}); lower --epochs "
                          "or raise --batch-size")
-    be = net.backend
+    with net.backend.context():
+        _trace(net, X, y, epochs, bs, lr, optimizer, shuffle, out)
+
+
+def _trace(net, X, y, epochs, bs, lr, optimizer, shuffle, out):
+    be, n = net.backend, len(X)
     Xd = net._inputs(X)
     Td = net._targets(y, Xd.shape[0])
     trainer = Trainer(net, optimizer, lr=lr)
-    rng = np.random.default_rng(net.seed)
     hidden = f"{net.activation.name} hidden" if len(net.sizes) > 2 else "no hidden layer"
     print(f"network {'-'.join(map(str, net.sizes))}, {hidden}, {net.output.name} output, "
           f"loss {net.loss.name}, {optimizer} with η = {lr:g}", file=out)
     step = 0
     for epoch in range(1, epochs + 1):
-        order = rng.permutation(n) if shuffle and bs < n else np.arange(n)
+        order = _host.permutation(net.shuffle_rng, n) if shuffle and bs < n else np.arange(n)
         for start in range(0, n, bs):
             step += 1
             idx = be.asarray(order[start:start + bs], net.xp.int64)

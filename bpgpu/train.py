@@ -76,6 +76,8 @@ def fit(net, X, y, *, epochs=10, batch_size=32, lr=None, optimizer="sgd", shuffl
     every = _check_every(checkpoint_every)
     opt = optim.get(optimizer, lr=_check_lr(lr), **optimizer_options)
     settings = {"batch_size": batch_size, "shuffle": bool(shuffle)}
+    if checkpoint is not None:
+        checkpoints.check_writable(checkpoint)
     with net.backend.context(), _out_of_memory_hint(net, batch_size):
         Xd = net._inputs(X)
         Td = net._targets(y, Xd.shape[0])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from array_api_compat import device
+
 from . import _host, optim
 from .errors import TrainingDiverged
 
@@ -31,7 +33,8 @@ class Trainer:
         self.net = net
         self.opt = optim.get(optimizer, lr=lr, **options)
         self.params = net.params
-        self.state = self.opt.init_state(self.params)
+        with net.backend.context():
+            self.state = self.opt.init_state(self.params)
         self.parallel = parallel
 
     def step(self, X, T):
@@ -66,6 +69,8 @@ class EpochRunner:
         self.n = X.shape[0]
         self.batch = self.n if batch_size is None else min(batch_size, self.n)
         self.shuffle, self.classify = shuffle and self.batch < self.n, classify
+        # The targets' classes, found once here rather than in every step.
+        self.labels = labels_of(self.net.xp, T) if classify else None
         self.epochs_done = 0
 
     def epoch(self, bar=None):
@@ -80,41 +85,46 @@ class EpochRunner:
         if self.shuffle:
             perm = _host.permutation(net.shuffle_rng, self.n)
             order = net.backend.asarray(perm, xp.int64)
-        loss_sum, correct = 0.0, 0
+        loss_sum = correct = xp.zeros((), dtype=net.dtype, device=device(self.X))
         n_steps = math.ceil(self.n / self.batch)
         for k, start in enumerate(range(0, self.n, self.batch)):
-            Xb, Tb = self._batch(order, start)
+            Xb, Tb, Lb = self._batch(order, start)
             out = self.trainer.step_in_context(Xb, Tb)
             if out is not None:
                 loss_sum = loss_sum + net.loss.value(out, Tb) * Xb.shape[0]
                 if self.classify:
-                    correct = correct + count_correct(xp, out, Tb)
+                    hits = xp.astype(labels_of(xp, out) == Lb, net.dtype)
+                    correct = correct + xp.sum(hits)
             if bar is not None:
                 bar.batch_done(k + 1, n_steps)
         self.epochs_done += 1
-        totals = [float(loss_sum), float(correct)]
+        # One read from the device per epoch: the loss, the hits and the largest weight.
+        totals = self.net.backend.to_host(
+            xp.stack([loss_sum, correct, _largest_magnitude(xp, self.params)])).tolist()
         if self.trainer.parallel is not None:
-            totals = self.trainer.parallel.sum_scalars(totals)
+            totals[:2] = self.trainer.parallel.sum_scalars(totals[:2])
         logs = {"loss": totals[0] / self.n}
         if self.classify:
             logs["accuracy"] = totals[1] / self.n
         if not math.isfinite(logs["loss"]):
             self._restore(snapshot, f"the loss became {logs['loss']}")
-        if not math.isfinite(float(_largest_magnitude(xp, self.params))):
+        if not math.isfinite(totals[2]):
             self._restore(snapshot, "a weight became NaN or infinite")
         return logs
 
     def _batch(self, order, start):
+        """This step's inputs, targets and target classes (``None`` when not classifying)."""
         stop = min(start + self.batch, self.n)
         if self.trainer.parallel is not None:
             start, stop = self.trainer.parallel.shard(start, stop)
+        arrays = (self.X, self.T, self.labels)
         if order is None:
             if start == 0 and stop == self.n:
-                return self.X, self.T
-            return self.X[start:stop, ...], self.T[start:stop, ...]
+                return arrays
+            return tuple(None if a is None else a[start:stop, ...] for a in arrays)
         idx = order[start:stop]
         xp = self.net.xp
-        return xp.take(self.X, idx, axis=0), xp.take(self.T, idx, axis=0)
+        return tuple(None if a is None else xp.take(a, idx, axis=0) for a in arrays)
 
     def _restore(self, snapshot, what):
         for p, s in zip(self.params, snapshot):

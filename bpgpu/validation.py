@@ -16,8 +16,8 @@ def check_inputs(net, X, name="X"):
     if net.backend.owns(X):
         return _check_device_inputs(net, X, name)
     arr = host_array(X, name)
-    if arr.ndim == 1 and net.sizes[0] > 1 and arr.size == net.sizes[0]:
-        arr = arr[None, :]
+    if arr.ndim == 1:  # one example of sizes[0] features, or n examples of one feature
+        arr = arr[:, None] if net.sizes[0] == 1 else arr[None, :]
     _check_shape(arr.shape, net.sizes[0], name)
     if not np.all(np.isfinite(arr)):
         _non_finite(arr, name)

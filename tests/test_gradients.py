@@ -42,7 +42,7 @@ def _data(sizes, output, rng):
 
 
 def _numeric_grads(net, X, T, h=1e-6):
-    base = [(to_np(W), None if b is None else to_np(b)) for W, b in net.weights]
+    base = [(to_np(W).copy(), None if b is None else to_np(b).copy()) for W, b in net.weights]
     out = []
     for layer, (W, b) in enumerate(base):
         pair = []

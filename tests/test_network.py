@@ -180,3 +180,46 @@ def test_momentum_and_adam_follow_their_equations():
     a.fit(X, t, epochs=1, batch_size="full", lr=0.01, optimizer="adam")
     # Adam's first step is η · sign(g), up to ε.
     np.testing.assert_allclose(to_np(a.weights[0][0])[:, 0], -0.01 * np.sign(g), rtol=1e-6)
+
+
+def test_a_trainer_keeps_training_the_net_after_set_weights():
+    net = bpgpu.MLP([2, 1], activation="identity", loss="sse", bias=False, dtype="float64")
+    tr = bpgpu.Trainer(net, "sgd", lr=0.1)
+    net.set_weights([(np.zeros((2, 1)), None)])
+    X, T = net.backend.asarray([[1.0, 1.0]], net.dtype), net.backend.asarray([[1.0]], net.dtype)
+    tr.step(X, T)
+    np.testing.assert_allclose(to_np(net.weights[0][0])[:, 0], [0.1, 0.1])
+
+
+def test_softmax_over_one_output_is_refused():
+    with pytest.raises(ValueError, match="softmax over one output is always 1"):
+        bpgpu.MLP([2, 1], output="softmax")
+
+
+def test_optimizer_object_with_options_beside_it_is_refused():
+    with pytest.raises(TypeError, match="to the optimizer object itself"):
+        bpgpu.MLP([2, 2]).fit([[0.0, 1.0]], [1], optimizer=bpgpu.optim.SGD(), lr=0.5)
+
+
+def test_numpy_scalar_hyperparameters_work_on_every_backend(device):
+    X, y = _data(n=10)
+    net = bpgpu.MLP([6, 3], device=device, seed=0)
+    net.fit(X, y, epochs=1, optimizer="momentum", lr=np.float32(0.1), momentum=np.float64(0.9))
+    net.fit(X, y, epochs=1, optimizer="adam", beta1=np.float32(0.8))
+
+
+def test_matched_deltas_equal_the_general_chain_rule(device):
+    """Why δ = (y − t)/n at the output: f'(z)·∂E/∂y collapses to it for the matched pairs."""
+    from bpgpu import activations, losses
+
+    be = bpgpu.get_backend(device)
+    rng = np.random.default_rng(0)
+    for output in ("softmax", "logistic"):
+        act = activations.get(output)
+        loss = losses.for_output(losses.get("cross_entropy"), output)
+        with be.context():
+            y = act.forward(be.asarray(rng.standard_normal((5, 3)), "float64"))
+            t = be.asarray(np.eye(3)[[0, 1, 2, 0, 1]], "float64")
+            general = act.backward(y, loss.grad(y, t))
+            np.testing.assert_allclose(to_np(general), to_np((y - t) / 5), rtol=1e-10,
+                                       atol=1e-12)
