@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import Backend, DeviceStatus
+from .torch_kernels import TorchKernels
 
 
 class TorchBackend(Backend):
@@ -13,6 +14,7 @@ class TorchBackend(Backend):
 
         super().__init__(xp_torch, torch.device(device))
         self._torch = torch
+        self.kernels = TorchKernels(torch)
         self.is_gpu = self.device.type == "cuda"
         self.name = f"torch:{self.device.type}"
         if self.is_gpu:
