@@ -8,6 +8,7 @@ initial weights and the same batch order on every device.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -35,6 +36,11 @@ def initial_weights(sizes, activation_name, rng, bias=True):
         W = rng.uniform(-limit, limit, size=(n_in, n_out))
         pairs.append((W, np.zeros(n_out) if bias else None))
     return pairs
+
+
+def is_whole(value):
+    """A whole number (Python or NumPy integer), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def permutation(rng, n):

@@ -17,11 +17,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import losses
+from ._host import is_whole
 from ._sklearn_helpers import (
     device_spec_of,
     epoch_printer,
-    is_tty,
-    is_whole,
     namespace_of,
     one_epoch,
 )
@@ -30,6 +29,7 @@ from .errors import DeviceUnavailableError
 from .io import model_config
 from .network import MLP
 from .optim import OPTIMIZERS
+from .progress import is_tty
 from .train import Trainer
 
 _NO_Y = object()

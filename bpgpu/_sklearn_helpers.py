@@ -4,7 +4,6 @@ namespaces and device specs, verbose lines. Private.
 
 from __future__ import annotations
 
-import numbers
 import sys
 
 import array_api_compat
@@ -26,17 +25,6 @@ def epoch_printer(epochs):
         print(f"epoch {epoch}/{epochs}  loss {logs['loss']:.4f}{acc}", file=sys.stderr)
 
     return report
-
-
-def is_tty(stream):
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def is_whole(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def namespace_of(X):

@@ -30,8 +30,7 @@ def devices(args):
 
 
 def train(args):
-    from .network import MLP
-    from .report import check_plot_available, plot_history, summary_lines
+    from .report import check_plot_available
 
     if args.plot:
         check_plot_available()
@@ -40,40 +39,56 @@ def train(args):
     if comm is not None and comm.Get_rank() != 0:
         args.quiet, args.json, args.save, args.plot = True, False, None, None
     data = datasets.load(args.dataset, seed=args.seed)
-    cfg = _model_config(args, data)
-    batch_size = _batch_size(args.batch_size)
     args.optimizer = args.optimizer or ("sgd" if args.trace else "adam")
-    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    net = _build_net(args, data, backend)
     Xt, yt, Xv, yv = _split(data, args.val_fraction, args.seed)
-    net = MLP(cfg["layers"], cfg["activation"], cfg["output"], cfg["loss"], device=backend,
-              dtype=args.dtype, seed=args.seed, bias=cfg["bias"])
-    if "init_weights" in cfg:
-        net.set_weights([(np.asarray(W, dtype=float), None) for W in cfg["init_weights"]])
+    batch_size = _batch_size(args.batch_size)
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     if args.trace:
         from .trace import trace_fit
 
         trace_fit(net, Xt, yt, epochs=args.epochs, batch_size=batch_size, lr=lr,
                   optimizer=args.optimizer, shuffle=True, out=sys.stdout)
         return _finish(args, net, None)
-    interactive = sys.stdout.isatty() and not (args.quiet or args.json)
     run_epochs = []
     t0 = time.perf_counter()
     hist = net.fit(Xt, yt, epochs=args.epochs, batch_size=batch_size, lr=lr,
                    optimizer=args.optimizer, validation_data=(Xv, yv) if len(Xv) else None,
-                   verbose=interactive, checkpoint=args.checkpoint,
-                   checkpoint_every=args.checkpoint_every, resume=args.resume, comm=comm,
+                   verbose=sys.stdout.isatty() and not (args.quiet or args.json),
+                   checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                   resume=args.resume, comm=comm,
                    callbacks=[lambda net, epoch, logs: run_epochs.append(epoch)])
     elapsed = time.perf_counter() - t0
+    _report(args, net, data, hist, comm, lr, batch_size, len(Xt), len(run_epochs), elapsed)
+    return 0
+
+
+def _build_net(args, data, backend):
+    from .network import MLP
+
+    cfg = _model_config(args, data)
+    net = MLP(cfg["layers"], cfg["activation"], cfg["output"], cfg["loss"], device=backend,
+              dtype=args.dtype, seed=args.seed, bias=cfg["bias"])
+    if "init_weights" in cfg:
+        net.set_weights([(np.asarray(W, dtype=float), None) for W in cfg["init_weights"]])
+    return net
+
+
+def _report(args, net, data, hist, comm, lr, batch_size, n_train, epochs_run, elapsed):
+    """Plot, save, then print the summary (JSON or lines)."""
+    from .report import plot_history, summary_lines
+
     summary = {"device": net.device, "dataset": data.name, "layers": net.sizes,
-               "optimizer": args.optimizer, "lr": lr, "batch_size": args.batch_size,
-               "epochs": args.epochs, "epochs_this_run": len(run_epochs), "seconds": elapsed,
-               "samples_per_s": len(Xt) * len(run_epochs) / elapsed if elapsed > 0 else None,
+               "optimizer": args.optimizer, "lr": lr,
+               "batch_size": "full" if batch_size == "full" else batch_size,
+               "epochs": args.epochs, "epochs_this_run": epochs_run, "seconds": elapsed,
+               "samples_per_s": n_train * epochs_run / elapsed if elapsed > 0 else None,
                **{k: v[-1] for k, v in hist.items() if k != "time" and v}}
     if comm is not None:
         from .distributed import DataParallel
 
         summary["ranks"] = comm.Get_size()
-        summary["allreduce"] = DataParallel.path_for(backend)
+        summary["allreduce"] = DataParallel.path_for(net.backend)
     if args.plot:
         plot_history(hist, args.plot, title=f"{data.name} on {net.device}")
     _finish(args, net, summary)
@@ -81,7 +96,6 @@ def train(args):
         print(json.dumps(summary))
     elif not args.quiet:
         print("\n".join(summary_lines(summary, args)))
-    return 0
 
 
 def _mpi_world():
@@ -179,7 +193,9 @@ def predict(args):
     net = load(args.model, device=args.device)
     X = _read_features(args.input)
     out = net.predict(X, host=True)
-    labels = net.predict_labels(X) if net.output.name in ("softmax", "logistic") else None
+    labels = None
+    if net.output.name in ("softmax", "logistic"):
+        labels = out[:, 0] >= 0.5 if out.shape[1] == 1 else np.argmax(out, axis=1)
     if args.out and args.out.endswith(".npy"):
         from .io import atomic_write
 

@@ -31,19 +31,14 @@ class DataParallel:
     def __init__(self, comm, backend):
         self.comm, self.backend = comm, backend
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        self._nccl = _nccl_communicator(comm, backend) if backend.library == "cupy" else None
+        nccl = _nccl_for(backend)
+        self._nccl = _nccl_communicator(comm, backend, nccl) if nccl is not None else None
         self.path = "nccl" if self._nccl is not None else "mpi-host"
 
     @staticmethod
     def path_for(backend):
         """Which all-reduce path a backend would take: ``"nccl"`` or ``"mpi-host"``."""
-        if backend.library != "cupy":
-            return "mpi-host"
-        try:
-            from cupy.cuda import nccl
-        except ImportError:
-            return "mpi-host"
-        return "nccl" if nccl.available else "mpi-host"
+        return "nccl" if _nccl_for(backend) is not None else "mpi-host"
 
     def shard(self, start, stop):
         """This rank's contiguous part of the global rows ``[start, stop)``."""
@@ -96,17 +91,19 @@ def local_rank(comm):
     return comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
 
 
-def _nccl_communicator(comm, backend):
-    """A NCCL communicator over the MPI ranks, or ``None`` where CuPy has no NCCL.
-
-    Untested: it has not run on a machine with two GPUs.
-    """
+def _nccl_for(backend):
+    """CuPy's NCCL module for a CuPy backend where CuPy was built with NCCL, else ``None``."""
+    if backend.library != "cupy":
+        return None
     try:
         from cupy.cuda import nccl
     except ImportError:
         return None
-    if not nccl.available:
-        return None
+    return nccl if nccl.available else None
+
+
+def _nccl_communicator(comm, backend, nccl):
+    """A NCCL communicator over the MPI ranks. Untested: it has not run on two GPUs."""
     uid = nccl.get_unique_id() if comm.Get_rank() == 0 else None
     uid = comm.bcast(uid, root=0)
     with backend.context():

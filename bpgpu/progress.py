@@ -18,7 +18,7 @@ class ProgressBar:
 
     def __init__(self, epochs, enabled=True, stream=None, first=0):
         self.stream = stream or sys.stderr
-        self.enabled = enabled and epochs > first and _is_tty(self.stream)
+        self.enabled = enabled and epochs > first and is_tty(self.stream)
         self.epochs = epochs
         self.epoch = self.first = first
         self.summary = ""
@@ -58,7 +58,8 @@ class ProgressBar:
             self.stream.flush()
 
 
-def _is_tty(stream):
+def is_tty(stream):
+    """Whether ``stream`` is a terminal (False for closed or fake streams)."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):

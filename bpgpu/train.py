@@ -2,7 +2,8 @@
 
 The data move to the device once per call; each epoch's permutation is drawn on the host and moved
 once; batches are taken on the device; loss and accuracy accumulate on the device and are read once
-per epoch. Nothing in the step waits for the device.
+per epoch. Nothing in the step waits for the device (but for the MPI host all-reduce, see
+bpgpu.distributed).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 
 from . import _host, optim
 from . import checkpoint as checkpoints
+from ._host import is_whole
 from .distributed import DataParallel
 from .errors import DeviceOutOfMemory, TrainingDiverged
 from .trainer import EpochRunner, Trainer, count_correct
@@ -151,21 +153,17 @@ def _loop(run, epochs, val, verbose, callbacks, history, saver):
 
 
 def _check_schedule(epochs, batch_size):
-    if not _whole(epochs) or epochs < 0:
+    if not is_whole(epochs) or epochs < 0:
         raise ValueError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
     if batch_size is None or (isinstance(batch_size, str) and batch_size == "full"):
         return int(epochs), None
-    if not _whole(batch_size) or batch_size < 1:
+    if not is_whole(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number ≥ 1 or 'full', got {batch_size!r}")
     return int(epochs), int(batch_size)
 
 
-def _whole(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_every(every):
-    if not _whole(every) or every < 1:
+    if not is_whole(every) or every < 1:
         raise ValueError(f"checkpoint_every must be a whole number ≥ 1, got {every!r}")
     return int(every)
 

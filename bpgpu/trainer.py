@@ -2,6 +2,8 @@
 
 Both work on arrays already on the device and never wait for it inside an epoch: the loss and
 the count of correct answers accumulate on the device and are read once, when the epoch ends.
+(Data-parallel training over MPI on host buffers is the exception: each step's all-reduce goes
+through host memory.)
 """
 
 from __future__ import annotations
