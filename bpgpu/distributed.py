@@ -49,14 +49,16 @@ class DataParallel:
 
     def average(self, xp, grads, n_local):
         """The global batch's mean-loss gradients from each rank's shard gradients (one call)."""
-        count = xp.full((1,), n_local, dtype=grads[0].dtype, device=device(grads[0]))
-        flat = xp.concat([xp.reshape(g, (-1,)) * n_local for g in grads] + [count])
+        one = xp.ones((1,), dtype=grads[0].dtype, device=device(grads[0]))
+        flat = xp.concat([xp.reshape(g, (-1,)) for g in grads] + [one])  # the only copy
+        flat *= n_local  # shard mean → shard sum; the last slot becomes the shard's row count
         flat = self._allreduce(flat)
-        total = flat[-1]
+        # global sum → global mean; the divisor is copied, since flat[-1] may be a view of flat
+        flat /= xp.asarray(flat[-1], copy=True)
         out, offset = [], 0
         for g in grads:
             size = math.prod(g.shape)
-            out.append(xp.reshape(flat[offset:offset + size], g.shape) / total)
+            out.append(xp.reshape(flat[offset:offset + size], g.shape))
             offset += size
         return out
 

@@ -24,11 +24,11 @@ TRAIN = textwrap.dedent("""
     from mpi4py import MPI
     import bpgpu
 
-    out, batch, optimizer, fail = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    out, batch, optimizer, fail, device = sys.argv[1:6]
     batch = batch if batch == "full" else int(batch)
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((50, 6)), rng.integers(0, 3, 50)
-    net = bpgpu.MLP([6, 7, 3], device="cpu", dtype="float64", seed=4)
+    net = bpgpu.MLP([6, 7, 3], device=device, dtype="float64", seed=4)
     comm = MPI.COMM_WORLD
 
     def maybe_fail(net, epoch, logs):
@@ -41,7 +41,7 @@ TRAIN = textwrap.dedent("""
     net.fit(X, y, epochs=3, batch_size=batch, lr=0.1, optimizer=optimizer, comm=comm,
             callbacks=[maybe_fail])
     if comm.Get_rank() == 0:
-        np.savez(out, *[w for pair in net.weights for w in pair])
+        np.savez(out, *[net.backend.to_host(w) for pair in net.weights for w in pair])
 """)
 
 
@@ -58,13 +58,18 @@ def _single(batch, optimizer):
     return [w for pair in net.weights for w in pair]
 
 
-@pytest.mark.parametrize("batch,optimizer", [(8, "sgd"), (7, "adam"), (1, "momentum"),
-                                             ("full", "sgd")])
-def test_two_ranks_match_one_rank(tmp_path, batch, optimizer):
+@pytest.mark.parametrize("batch,optimizer,device", [
+    (8, "sgd", "cpu"), (7, "adam", "cpu"), (1, "momentum", "cpu"), ("full", "sgd", "cpu"),
+    (7, "momentum", "torch:cpu"), (7, "adam", "strict")])
+def test_two_ranks_match_one_rank(tmp_path, batch, optimizer, device):
+    try:
+        bpgpu.get_backend(device)
+    except bpgpu.DeviceUnavailableError as exc:
+        pytest.skip(str(exc))
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
     out = tmp_path / "w.npz"
-    r = _mpirun(2, sys.executable, str(script), str(out), str(batch), optimizer, "none")
+    r = _mpirun(2, sys.executable, str(script), str(out), str(batch), optimizer, "none", device)
     assert r.returncode == 0, r.stderr
     got = np.load(out)
     want = _single(batch if batch == "full" else int(batch), optimizer)
@@ -77,7 +82,7 @@ def test_a_rank_that_dies_ends_the_run(tmp_path, how):
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
     r = _mpirun(2, sys.executable, str(script), str(tmp_path / "w.npz"), "8", "sgd", how,
-                timeout=60)  # a hang would raise TimeoutExpired and fail the test
+                "cpu", timeout=60)  # a hang would raise TimeoutExpired and fail the test
     assert r.returncode != 0
     assert not (tmp_path / "w.npz").exists()
     if how == "raise":
