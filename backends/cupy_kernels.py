@@ -13,8 +13,6 @@ and ``CupyBackend.kernels`` is switched to :class:`CupyKernels` after that run.
 
 from __future__ import annotations
 
-import math
-
 import cupy as cp
 
 from bpgpu import kernels
@@ -95,12 +93,9 @@ class CupyKernels(kernels.Kernels):
             for p, g, v in zip(params, grads, state["velocity"]):
                 _momentum(g, p.dtype.type(opt.lr), p.dtype.type(opt.momentum), p, v)
         elif opt.name == "adam":
-            state["step"] += 1
-            t, b1, b2 = state["step"], opt.beta1, opt.beta2
-            step = opt.lr * math.sqrt(1 - b2**t) / (1 - b1**t)
-            eps = opt.eps * math.sqrt(1 - b2**t)
+            step, eps = opt.advance(state)
             for p, g, m, v in zip(params, grads, state["m"], state["v"]):
                 f = p.dtype.type
-                _adam(g, f(b1), f(b2), f(step), f(eps), p, m, v)
+                _adam(g, f(opt.beta1), f(opt.beta2), f(step), f(eps), p, m, v)
         else:
             opt.update(params, grads, state)

@@ -8,8 +8,6 @@ derivatives as PyTorch's backward kernels, and each optimizer update as in-place
 
 from __future__ import annotations
 
-import math
-
 from bpgpu import kernels
 
 
@@ -54,10 +52,8 @@ class TorchKernels(kernels.Kernels):
             for p, g, v in zip(params, grads, state["velocity"]):
                 p.add_(v.mul_(opt.momentum).add_(g, alpha=-opt.lr))
         elif opt.name == "adam":
-            state["step"] += 1
-            t, b1, b2 = state["step"], opt.beta1, opt.beta2
-            step = opt.lr * math.sqrt(1 - b2**t) / (1 - b1**t)
-            eps = opt.eps * math.sqrt(1 - b2**t)
+            step, eps = opt.advance(state)
+            b1, b2 = opt.beta1, opt.beta2
             for p, g, m, v in zip(params, grads, state["m"], state["v"]):
                 m.mul_(b1).add_(g, alpha=1 - b1)
                 v.mul_(b2).addcmul_(g, g, value=1 - b2)

@@ -64,12 +64,15 @@ class Adam(SGD):
         return {"step": 0, "m": [_zeros_like(p) for p in params],
                 "v": [_zeros_like(p) for p in params]}
 
-    def update(self, params, grads, state):
+    def advance(self, state):
+        """Count one more step; return its (step size, ε) with the bias correction folded in."""
         state["step"] += 1
-        t = state["step"]
+        t, b1, b2 = state["step"], self.beta1, self.beta2
+        return self.lr * math.sqrt(1 - b2**t) / (1 - b1**t), self.eps * math.sqrt(1 - b2**t)
+
+    def update(self, params, grads, state):
+        step, eps = self.advance(state)
         b1, b2 = self.beta1, self.beta2
-        step = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)
-        eps = self.eps * math.sqrt(1 - b2**t)
         for p, g, m, v in zip(params, grads, state["m"], state["v"]):
             m *= b1
             m += (1 - b1) * g
