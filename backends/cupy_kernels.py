@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import cupy as cp
 
-from bpgpu import kernels
+from bpgpu import kernels, optim
 
 _ACT_FORWARD = {
     "identity": "z = z + b",
@@ -86,13 +86,13 @@ class CupyKernels(kernels.Kernels):
         return (ones @ delta).reshape(-1)
 
     def update(self, opt, params, grads, state):
-        if opt.name == "sgd":
+        if type(opt) is optim.SGD:
             for p, g in zip(params, grads):
                 _sgd(g, p.dtype.type(opt.lr), p)
-        elif opt.name == "momentum":
+        elif type(opt) is optim.Momentum:
             for p, g, v in zip(params, grads, state["velocity"]):
                 _momentum(g, p.dtype.type(opt.lr), p.dtype.type(opt.momentum), p, v)
-        elif opt.name == "adam":
+        elif type(opt) is optim.Adam:
             step, eps = opt.advance(state)
             for p, g, m, v in zip(params, grads, state["m"], state["v"]):
                 f = p.dtype.type

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpgpu import kernels
+from bpgpu import kernels, optim
 
 
 class NumpyKernels(kernels.Kernels):
@@ -44,7 +44,7 @@ class NumpyKernels(kernels.Kernels):
         return np.add.reduce(delta, axis=0)  # the ufunc itself: no Python-level wrapper
 
     def update(self, opt, params, grads, state):
-        if opt.name != "sgd":
+        if type(opt) is not optim.SGD:
             return opt.update(params, grads, state)
         for p, g in zip(params, grads):
             g *= opt.lr

@@ -8,7 +8,7 @@ derivatives as PyTorch's backward kernels, and each optimizer update as in-place
 
 from __future__ import annotations
 
-from bpgpu import kernels
+from bpgpu import kernels, optim
 
 
 class TorchKernels(kernels.Kernels):
@@ -45,13 +45,13 @@ class TorchKernels(kernels.Kernels):
         return super().output_delta(loss, act, y, t)
 
     def update(self, opt, params, grads, state):
-        if opt.name == "sgd":
+        if type(opt) is optim.SGD:
             for p, g in zip(params, grads):
                 p.add_(g, alpha=-opt.lr)
-        elif opt.name == "momentum":
+        elif type(opt) is optim.Momentum:
             for p, g, v in zip(params, grads, state["velocity"]):
                 p.add_(v.mul_(opt.momentum).add_(g, alpha=-opt.lr))
-        elif opt.name == "adam":
+        elif type(opt) is optim.Adam:
             step, eps = opt.advance(state)
             b1, b2 = opt.beta1, opt.beta2
             for p, g, m, v in zip(params, grads, state["m"], state["v"]):

@@ -37,10 +37,13 @@ def _check_device_inputs(net, X, name):
     if not xp.isdtype(X.dtype, ("real floating", "integral", "bool")):
         raise TypeError(f"{name} must hold numbers, found dtype {X.dtype}; convert it with "
                         "astype(float) or encode text columns first")
-    X = net.backend.asarray(X, net.dtype)  # casts, and moves it if it is on another device
-    if not bool(xp.all(xp.isfinite(X))):
-        _non_finite(net.backend.to_host(X), name)
-    return X
+    cast = net.backend.asarray(X, net.dtype)  # casts, and moves it if it is on another device
+    if not bool(xp.all(xp.isfinite(cast))):  # the error path: find out why, on the host
+        host = net.backend.to_host(X)
+        if not np.all(np.isfinite(host)):
+            _non_finite(host, name)
+        check_range(host, net.dtype_name, name)
+    return cast
 
 
 def _check_shape(shape, n_features, name):

@@ -38,10 +38,11 @@ TRAIN = textwrap.dedent("""
             import os
             os._exit(7)
 
-    net.fit(X, y, epochs=3, batch_size=batch, lr=0.1, optimizer=optimizer, comm=comm,
-            callbacks=[maybe_fail])
+    hist = net.fit(X, y, epochs=3, batch_size=batch, lr=0.1, optimizer=optimizer, comm=comm,
+                   callbacks=[maybe_fail])
     if comm.Get_rank() == 0:
-        np.savez(out, *[net.backend.to_host(w) for pair in net.weights for w in pair])
+        np.savez(out, *[net.backend.to_host(w) for pair in net.weights for w in pair],
+                 loss=hist["loss"], accuracy=hist["accuracy"])
 """)
 
 
@@ -54,8 +55,8 @@ def _single(batch, optimizer):
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((50, 6)), rng.integers(0, 3, 50)
     net = bpgpu.MLP([6, 7, 3], device="cpu", dtype="float64", seed=4)
-    net.fit(X, y, epochs=3, batch_size=batch, lr=0.1, optimizer=optimizer)
-    return [w for pair in net.weights for w in pair]
+    hist = net.fit(X, y, epochs=3, batch_size=batch, lr=0.1, optimizer=optimizer)
+    return [w for pair in net.weights for w in pair], hist
 
 
 @pytest.mark.parametrize("batch,optimizer,device", [
@@ -72,9 +73,12 @@ def test_two_ranks_match_one_rank(tmp_path, batch, optimizer, device):
     r = _mpirun(2, sys.executable, str(script), str(out), str(batch), optimizer, "none", device)
     assert r.returncode == 0, r.stderr
     got = np.load(out)
-    want = _single(batch if batch == "full" else int(batch), optimizer)
+    want, hist = _single(batch if batch == "full" else int(batch), optimizer)
     for i, w in enumerate(want):  # batch 1: one rank's shard is empty in every step
         np.testing.assert_allclose(got[f"arr_{i}"], w, rtol=1e-12, atol=1e-14)
+    # The epoch logs are over all ranks' rows, not rank 0's shard alone.
+    np.testing.assert_allclose(got["loss"], hist["loss"], rtol=1e-10)
+    np.testing.assert_allclose(got["accuracy"], hist["accuracy"], rtol=1e-12)
 
 
 @pytest.mark.parametrize("how", ["raise", "exit"])
