@@ -87,7 +87,7 @@ def test_save_then_predict_on_another_backend(tmp_path):
     assert np.array_equal(outs["cpu"][:, 0], outs["strict"][:, 0])  # same labels
     np.testing.assert_allclose(outs["cpu"][:, 1:], outs["strict"][:, 1:], rtol=1e-5, atol=1e-6)
     r = run("evaluate", "--model", str(model), "--dataset", "digits", "--json")
-    assert r.returncode == 0 and 0 <= json.loads(r.stdout)["accuracy"] <= 1
+    assert r.returncode == 0 and json.loads(r.stdout)["accuracy"] > 0.8  # 3 epochs of adam
 
 
 def test_truncated_model_file_is_a_clear_error(tmp_path):

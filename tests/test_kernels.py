@@ -60,6 +60,8 @@ def test_output_delta_and_grads_match_reference(device, output, loss):
     (d,) = _arrays(device, d_ref)
     np.testing.assert_allclose(to_np(fast.bias_grad(xp, d)), to_np(ref.bias_grad(xp, d)),
                                rtol=1e-6)
+    np.testing.assert_allclose(to_np(fast.weight_grad(y, d)), to_np(ref.weight_grad(y, d)),
+                               rtol=1e-6)
 
 
 @pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
