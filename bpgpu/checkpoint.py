@@ -30,7 +30,7 @@ def check_writable(path):
     """Fail before training, not after the first epoch, when ``path`` cannot be written."""
     path = Path(path)
     if path.is_dir() or not path.parent.is_dir():
-        raise ValueError(f"cannot write checkpoints to {path}: give a file in an existing folder")
+        raise ValueError(f"cannot write {path}: give a file name in an existing folder")
 
 
 def save(path, trainer, epoch, history, settings):

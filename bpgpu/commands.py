@@ -30,10 +30,14 @@ def devices(args):
 
 
 def train(args):
+    from .checkpoint import check_writable
     from .report import check_plot_available
 
     if args.plot:
         check_plot_available()
+    for path in (args.save, args.plot):  # fail now, not after the training they would record
+        if path:
+            check_writable(path)
     comm = _mpi_world() if args.distributed else None
     backend = _rank_backend(args.device, comm)
     if comm is not None and comm.Get_rank() != 0:
