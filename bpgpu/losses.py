@@ -7,7 +7,7 @@ batch size.
 
 from __future__ import annotations
 
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 
 class Loss:
@@ -97,8 +97,14 @@ class BinaryCrossEntropy(Loss):
 
 
 def _floor(xp, p):
-    """``p`` kept at or above the smallest normal number, so a saturated output never gives 1/0."""
-    return xp.clip(p, xp.finfo(p.dtype).smallest_normal, None)
+    """``p`` kept at or above the smallest normal number, so a saturated output never gives 1/0.
+
+    ``maximum`` with a 0-d ``full``, not ``clip``: array-api-compat's CuPy ``clip`` assigns through
+    boolean masks, and CuPy reads each mask's count back to the host; ``asarray`` of a Python
+    float would be a host-to-device copy, which PyTorch follows with a wait on CUDA.
+    """
+    tiny = xp.full((), xp.finfo(p.dtype).smallest_normal, dtype=p.dtype, device=device(p))
+    return xp.maximum(p, tiny)
 
 
 def _log(xp, p):
