@@ -8,6 +8,11 @@ Installed as ``bpgpu.backends``. Every backend module exposes
 ``status()``
     a list of :class:`DeviceStatus` rows for ``bpgpu.devices()``.
 
+A backend holds device code only: how to make and move arrays, its in-place primitives
+(:class:`InPlaceOps`, for libraries whose arrays can be written into) and, where the library
+compiles, how to compile a pure function and run a loop inside it. Which primitive a rule uses is
+decided by the rule itself (each activation, loss and optimizer in ``bpgpu``).
+
 Third-party backends provide the same two functions in a module registered under the
 entry-point group ``bpgpu.backends`` (the entry-point name is the spec prefix).
 """
@@ -79,8 +84,8 @@ class Backend:
         """A NumPy copy (or view, on the CPU) of a device array."""
         return to_numpy(x)
 
-    def synchronize(self):
-        """Wait until queued device work has finished (a no-op on the CPU)."""
+    def synchronize(self, *arrays):
+        """Wait until queued device work (producing ``arrays``, where given) has finished."""
 
     def context(self):
         """A context manager that makes this device current (needed by CuPy for ``cuda:N``)."""
@@ -94,9 +99,117 @@ class Backend:
         """Whether ``exc`` is this library's out-of-memory error."""
         return isinstance(exc, MemoryError)
 
-    kernels = None
-    """Optional fast paths (a :class:`bpgpu.kernels.Kernels` subclass); ``None`` means the
-    Array API reference."""
+    def check_dtype(self, dtype_name):
+        """Raise ``DeviceUnavailableError`` when this device cannot hold ``dtype_name`` arrays."""
+
+    ops = None
+    """In-place primitives (an :class:`InPlaceOps`) that the rules' fast paths call; ``None``:
+    every step runs the pure Array API reference (immutable arrays, or the conformance check)."""
+
+    compile_modes = ("none",)
+    """What :func:`bpgpu.fit` may ask of this device: ``"none"`` (operation by operation),
+    ``"step"`` (one compiled call per step), ``"epoch"`` (one compiled call per epoch)."""
+
+    def compile(self, fn, donate=()):
+        """``fn`` compiled for this device, the arguments at positions ``donate`` given up to it."""
+        raise NotImplementedError(f"{self.name} does not compile")
+
+    def scan(self, body, carry, xs):
+        """``carry = body(carry, xs[k])`` for every row k of ``xs``; the last carry.
+
+        Inside a compiled function a compiling backend runs this as one loop on the device.
+        """
+        for k in range(xs.shape[0]):
+            carry = body(carry, xs[k, ...])
+        return carry
+
+
+class InPlaceOps:
+    """Primitives that may write into their first array argument and return the result.
+
+    Named by the math they do, not by the rule that uses them: an activation, loss or optimizer
+    composes its fast path from these (see ``forward_`` / ``backward_`` / ``step_`` in
+    ``bpgpu``). This base class is correct for any library whose arrays support the standard's
+    in-place operators; a backend overrides what its library does with fewer passes or
+    temporaries. The tests compare every rule's fast path with its pure reference.
+    """
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def linear(self, a, W, b):
+        """A new array ``a @ W + b`` (``b`` may be ``None``)."""
+        z = a @ W
+        if b is not None:
+            z += b
+        return z
+
+    def sigmoid_(self, z):
+        """``1 / (1 + exp(-z))``."""
+        return 1 / (1 + self.xp.exp(-z))
+
+    def tanh_(self, z):
+        return self.xp.tanh(z)
+
+    def relu_(self, z):
+        return self.xp.maximum(z, self.xp.zeros_like(z))
+
+    def softmax_(self, z):
+        """The softmax of each row."""
+        xp = self.xp
+        e = xp.exp(z - xp.max(z, axis=1, keepdims=True))
+        return e / xp.sum(e, axis=1, keepdims=True)
+
+    def mul_sigmoid_grad_(self, g, y):
+        """``g · y (1 − y)``."""
+        g *= y * (1 - y)
+        return g
+
+    def mul_tanh_grad_(self, g, y):
+        """``g · (1 − y²)``."""
+        g *= 1 - y * y
+        return g
+
+    def mask_relu_grad_(self, g, y):
+        """``g`` where ``y > 0``, else 0."""
+        return self.xp.where(y > 0, g, self.xp.zeros_like(g))
+
+    def scaled_diff(self, y, t, s):
+        """A new array ``(y − t) · s``."""
+        d = y - t
+        d *= s
+        return d
+
+    def column_sum(self, d):
+        """``Σ_n d`` over the rows, shape (d.shape[1],)."""
+        return self.xp.sum(d, axis=0)
+
+    def add_(self, p, v):
+        """``p += v``."""
+        p += v
+        return p
+
+    def axpy_(self, p, a, g):
+        """``p += a · g`` (``g`` may be consumed)."""
+        g *= a
+        p += g
+        return p
+
+    def scale_axpy_(self, v, mu, a, g):
+        """``v = μ v + a · g`` (``g`` may be consumed)."""
+        v *= mu
+        return self.axpy_(v, a, g)
+
+    def scale_addcmul_(self, v, mu, a, g, h):
+        """``v = μ v + a · g · h``."""
+        v *= mu
+        v += a * (g * h)
+        return v
+
+    def addcdiv_sqrt_(self, p, a, m, v, eps):
+        """``p += a · m / (√v + ε)``."""
+        p += a * m / (v**0.5 + eps)
+        return p
 
 
 def to_numpy(x) -> np.ndarray:
@@ -108,6 +221,8 @@ def to_numpy(x) -> np.ndarray:
         return x.get()
     if module == "torch":
         return x.detach().cpu().numpy()
+    if module in ("jax", "jaxlib"):
+        return np.asarray(x)
     if hasattr(x, "__dlpack__") and not isinstance(x, np.generic):
         try:
             return np.from_dlpack(x)

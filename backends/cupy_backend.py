@@ -36,7 +36,7 @@ class CupyBackend(Backend):
     def to_host(self, x):
         return self._cupy.asnumpy(x)
 
-    def synchronize(self):
+    def synchronize(self, *arrays):
         self.device.synchronize()
 
     def context(self):

@@ -6,13 +6,13 @@ import array_api_compat.numpy as xp_numpy
 import numpy as np
 
 from . import Backend, DeviceStatus
-from .numpy_kernels import NumpyKernels
+from .numpy_ops import NumpyOps
 
 
 class NumpyBackend(Backend):
     name = "cpu"
     library = "numpy"
-    kernels = NumpyKernels()
+    ops = NumpyOps(xp_numpy)
 
     def __init__(self):
         super().__init__(xp_numpy, "cpu")

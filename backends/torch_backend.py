@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import Backend, DeviceStatus
-from .torch_kernels import TorchKernels
+from .torch_ops import TorchOps
 
 
 class TorchBackend(Backend):
@@ -14,7 +14,7 @@ class TorchBackend(Backend):
 
         super().__init__(xp_torch, torch.device(device))
         self._torch = torch
-        self.kernels = TorchKernels(torch)
+        self.ops = TorchOps(xp_torch, torch)
         self.is_gpu = self.device.type == "cuda"
         self.name = f"torch:{self.device.type}"
         if self.is_gpu:
@@ -39,7 +39,7 @@ class TorchBackend(Backend):
     def is_out_of_memory(self, exc):
         return isinstance(exc, (MemoryError, self._torch.cuda.OutOfMemoryError))
 
-    def synchronize(self):
+    def synchronize(self, *arrays):
         if self.is_gpu:
             self._torch.cuda.synchronize(self.device)
 

@@ -30,7 +30,7 @@ class DataParallelCase(BpgpuCase):
 
     def build(self):
         from bpgpu.distributed import DataParallel
-        from bpgpu.trainer import Trainer
+        from bpgpu.training import Trainer
 
         super().build()
         self.parallel = DataParallel(self.comm, self.net.backend)

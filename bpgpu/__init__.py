@@ -1,5 +1,6 @@
 """bpgpu: the backpropagation algorithm written once against the Python Array API standard,
-run on NumPy (CPU), CuPy (CUDA), PyTorch (CPU or CUDA) or array-api-strict, chosen at run time.
+run on NumPy (CPU), CuPy (CUDA), PyTorch (CPU or CUDA), JAX (CPU, CUDA, TPU) or array-api-strict,
+chosen at run time.
 
 >>> import bpgpu
 >>> net = bpgpu.MLP([64, 32, 10], device="cpu", seed=0)
@@ -14,9 +15,9 @@ from .errors import (
     ModelFileError,
     TrainingDiverged,
 )
-from .network import MLP
+from .mlp import MLP, load
 from .registry import default_spec, devices, get_backend
-from .train import Trainer, evaluate, fit
+from .training import Trainer, evaluate, fit
 
 __version__ = "0.1.0"
 
@@ -37,9 +38,3 @@ __all__ = [
     "load",
 ]
 
-
-def load(path, device=None):
-    """Read a network written by :meth:`MLP.save`, onto ``device`` (any spec)."""
-    from .io import load as _load
-
-    return _load(path, device=device)

@@ -27,10 +27,10 @@ from ._sklearn_helpers import (
 from .backends import to_numpy
 from .errors import DeviceUnavailableError
 from .io import model_config
-from .network import MLP
+from .mlp import MLP
 from .optim import OPTIMIZERS
 from .progress import is_tty
-from .train import Trainer
+from .training import Trainer
 
 _NO_Y = object()
 

@@ -10,7 +10,7 @@ import array_api_compat
 import numpy as np
 from sklearn import get_config
 
-from .trainer import EpochRunner
+from .training import EpochRunner
 
 
 def one_epoch(trainer, X, T, batch_size):

@@ -5,6 +5,10 @@ same shape, and ``backward(y, dE_dy)`` returns ``dE/dz`` — the factor ``f'(z)`
 delta rule multiplies in, applied to an incoming gradient. Writing ``f'`` from ``y`` (the logistic
 ``y (1 - y)``, tanh's ``1 - y^2``) is what lets the backward pass use only the activations cached by
 the forward pass.
+
+Each activation also owns its fast path: ``forward_(z, ops)`` and ``backward_(y, g, ops)`` do the
+same arithmetic with a backend's in-place primitives (:class:`bpgpu.backends.InPlaceOps`), and may
+write into ``z`` and ``g``. A new activation needs only its reference; the fast path is optional.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ class Activation:
 
     def backward(self, y, g):
         return self.derivative(y) * g
+
+    def forward_(self, z, ops):
+        """:meth:`forward`, allowed to write into ``z``."""
+        return self.forward(z)
+
+    def backward_(self, y, g, ops):
+        """:meth:`backward`, allowed to write into ``g``."""
+        return self.backward(y, g)
 
     def __repr__(self):
         return self.name
@@ -60,6 +72,12 @@ class Logistic(Activation):
     def derivative(self, y):
         return y * (1 - y)
 
+    def forward_(self, z, ops):
+        return ops.sigmoid_(z)
+
+    def backward_(self, y, g, ops):
+        return ops.mul_sigmoid_grad_(g, y)
+
 
 class Tanh(Activation):
     """``y = tanh(z)``, ``dy/dz = 1 - y^2``."""
@@ -71,6 +89,12 @@ class Tanh(Activation):
 
     def derivative(self, y):
         return 1 - y * y
+
+    def forward_(self, z, ops):
+        return ops.tanh_(z)
+
+    def backward_(self, y, g, ops):
+        return ops.mul_tanh_grad_(g, y)
 
 
 class ReLU(Activation):
@@ -88,6 +112,12 @@ class ReLU(Activation):
     def backward(self, y, g):
         xp = array_namespace(y)
         return xp.where(y > 0, g, xp.zeros_like(g))
+
+    def forward_(self, z, ops):
+        return ops.relu_(z)
+
+    def backward_(self, y, g, ops):
+        return ops.mask_relu_grad_(g, y)
 
 
 class Softmax(Activation):
@@ -108,6 +138,9 @@ class Softmax(Activation):
     def backward(self, y, g):
         xp = array_namespace(y)
         return y * (g - xp.sum(g * y, axis=1, keepdims=True))
+
+    def forward_(self, z, ops):
+        return ops.softmax_(z)
 
 
 ACTIVATIONS = {a.name: a for a in (Identity(), Logistic(), Tanh(), ReLU(), Softmax())}

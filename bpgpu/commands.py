@@ -68,7 +68,7 @@ def train(args):
 
 
 def _build_net(args, data, backend):
-    from .network import MLP
+    from .mlp import MLP
 
     cfg = _model_config(args, data)
     net = MLP(cfg["layers"], cfg["activation"], cfg["output"], cfg["loss"], device=backend,
@@ -192,7 +192,7 @@ def _split(data, fraction, seed):
 
 
 def predict(args):
-    from .io import load
+    from .mlp import load
 
     net = load(args.model, device=args.device)
     X = _read_features(args.input)
@@ -232,13 +232,12 @@ def _read_features(path):
 
 
 def evaluate(args):
-    from .io import load
-    from .train import evaluate as evaluate_net
+    from .mlp import load
 
     net = load(args.model, device=args.device)
     data = datasets.load(args.dataset)
     result = {"model": args.model, "dataset": data.name, "device": net.device,
-              "samples": data.n_samples, **evaluate_net(net, data.X, data.y)}
+              "samples": data.n_samples, **net.evaluate(data.X, data.y)}
     if args.json:
         print(json.dumps(result))
     else:

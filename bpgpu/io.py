@@ -180,13 +180,11 @@ def _header(f):
     raise ValueError(f"unsupported .npy version {version}")
 
 
-def load(path, device=None):
-    """Rebuild a network saved by :func:`save` on ``device``; see :class:`bpgpu.MLP`."""
-    from .network import MLP
-
+def load(path, cls, device=None):
+    """Rebuild a network of class ``cls`` saved by :func:`save`, on ``device``."""
     meta, arrays = read(path)
     try:
-        net = MLP(meta["sizes"], meta["activation"], meta["output"], meta["loss"],
+        net = cls(meta["sizes"], meta["activation"], meta["output"], meta["loss"],
                   device=device, dtype=meta["dtype"], seed=meta.get("seed", 0),
                   bias=meta["bias"])
         pairs = [(arrays[f"W{i}"], arrays.get(f"b{i}")) for i in range(len(meta["sizes"]) - 1)]

@@ -133,11 +133,16 @@ def for_output(loss: Loss, output_name: str) -> Loss:
     return loss
 
 
-def output_delta(loss: Loss, output, y, t):
+def output_delta(loss: Loss, output, y, t, ops=None):
     """The output layer's delta ``dE/dz = f'(z) · dE/dy`` (the lecture's δ at the output).
 
     For the matched pairs this is simply ``(y - t) / n``, computed without the derivative.
+    ``ops``: a backend's in-place primitives for the fast path, or ``None`` for the reference.
     """
     if output.name in loss.matched_outputs:
+        if ops is not None:
+            return ops.scaled_diff(y, t, 1 / y.shape[0])
         return (y - t) / y.shape[0]
+    if ops is not None:
+        return output.backward_(y, loss.grad(y, t), ops)
     return output.backward(y, loss.grad(y, t))

@@ -6,20 +6,25 @@ Deltas ``δ_l = ∂E/∂z_l`` (shape (n, n_l)): at the output ``δ_L = f'(z_L) �
 matched pairs simply ``(y - t) / n``); in hidden layers ``δ_l = f'(z_l) ∘ (δ_{l+1} W_{l+1}ᵀ)``.
 Gradients ``∂E/∂W_l = y_{l-1}ᵀ δ_l`` and ``∂E/∂b_l = Σ_n δ_l``; the update is ``Δw = -η ∂E/∂w``.
 E is the batch-mean loss, so every δ carries the factor 1/n.
+
+The network is the model: its settings, its parameters, and the forward and backward passes as
+functions of parameters handed in (by default its own). Training replaces the parameters; nothing
+here writes into an array but a backend's in-place fast paths on arrays they have just made.
 """
 
 from __future__ import annotations
 
 import warnings
 
-from . import _host, activations, kernels, losses
+from . import _host, activations, losses
 from .registry import get_backend
+from .validation import check_inputs, check_targets
 
 DTYPES = ("float32", "float64")
 
 
-class MLP:
-    """A fully connected feed-forward network trained by backpropagation.
+class Network:
+    """A fully connected feed-forward network and its backward pass (see :class:`bpgpu.MLP`).
 
     Parameters
     ----------
@@ -42,8 +47,8 @@ class MLP:
     bias : bool
         Whether each layer has a bias vector (the lecture's linear neuron has none).
     fused : bool
-        Use the backend's fast paths for the step (in-place NumPy, fused CuPy kernels) where it
-        has them; ``False`` forces the plain Array API reference everywhere.
+        Use the rules' fast paths on the backend's in-place primitives (NumPy, PyTorch, CuPy)
+        where it has them; ``False`` forces the plain Array API reference everywhere.
     """
 
     def __init__(self, sizes, activation="logistic", output=None, loss="cross_entropy", *,
@@ -57,18 +62,19 @@ class MLP:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         self.dtype_name = dtype
         self.backend = get_backend(device)
+        self.backend.check_dtype(dtype)
         self.xp = self.backend.xp
         self.dtype = getattr(self.xp, dtype)
         self.seed = seed
         self.bias = bias
         self.fused = fused
-        self.kernels = (fused and self.backend.kernels) or kernels.REFERENCE
+        self.ops = self.backend.ops if fused else None
         init_rng, self.shuffle_rng = _host.seed_streams(seed)
         self.set_weights(_host.initial_weights(self.sizes, self.activation.name, init_rng, bias))
         self.history = None
 
     def __repr__(self):
-        return (f"MLP({self.sizes}, activation={self.activation.name!r}, "
+        return (f"{type(self).__name__}({self.sizes}, activation={self.activation.name!r}, "
                 f"output={self.output.name!r}, loss={self.loss.name!r}, "
                 f"device={self.device!r}, dtype={self.dtype_name!r})")
 
@@ -80,43 +86,44 @@ class MLP:
     @property
     def weights(self):
         """List of ``(W, b)`` per layer on the device; ``W`` has shape (n_in, n_out), ``b`` (n_out,)
-        or ``None`` without bias. These are the live arrays: training updates them in place."""
-        return list(zip(self._W, self._b))
+        or ``None`` without bias. Training replaces these arrays (it does not write into them
+        on every backend), so read ``weights`` again after training."""
+        return list(self._weights)
 
     @property
     def params(self):
         """The parameters as one flat list ``[W1, b1, W2, b2, ...]`` (biases only if present)."""
-        return [p for pair in self.weights for p in pair if p is not None]
+        return [p for pair in self._weights for p in pair if p is not None]
+
+    def replace_params(self, params):
+        """Make ``params`` (a flat list as in :attr:`params`, device arrays of the right shapes
+        and dtype — a training step's output) the network's parameters, without copy or check."""
+        self._weights = self.unflatten(params)
+
+    def unflatten(self, params):
+        """A flat parameter list as ``[(W, b), ...]`` pairs (``b`` is ``None`` without bias)."""
+        if not self.bias:
+            return [(W, None) for W in params]
+        return list(zip(params[0::2], params[1::2]))
 
     def set_weights(self, pairs):
-        """Replace the weights with ``[(W, b), ...]`` from the host (NumPy) or any device.
-
-        The values are copied into the network's existing arrays, so a :class:`bpgpu.Trainer`
-        made earlier keeps training the same arrays.
-        """
+        """Replace the weights with copies of ``[(W, b), ...]`` from the host (NumPy) or any
+        device, after checking their shapes. A :class:`bpgpu.Trainer` made earlier trains the
+        new weights."""
         with self.backend.context():
-            W_new, b_new = self._checked_copies(list(pairs))
-        if not hasattr(self, "_W"):
-            self._W, self._b = W_new, b_new
-            return
-        for old, new in zip(self._W + self._b, W_new + b_new):
-            if old is not None:
-                old[...] = new
+            self._weights = self._checked_copies(list(pairs))
 
     def _checked_copies(self, pairs):
         if len(pairs) != len(self.sizes) - 1:
             raise ValueError(f"set_weights needs {len(self.sizes) - 1} (W, b) pairs, "
                              f"got {len(pairs)}")
-        W_new, b_new = [], []
+        out = []
         for i, ((W, b), n_in, n_out) in enumerate(zip(pairs, self.sizes[:-1], self.sizes[1:])):
-            W_new.append(self._move(W, (n_in, n_out), f"W[{i}]"))
-            if self.bias:
-                b_new.append(self._move(b, (n_out,), f"b[{i}]"))
-            elif b is not None:
+            if not self.bias and b is not None:
                 raise ValueError(f"b[{i}] given, but this network has bias=False; pass None")
-            else:
-                b_new.append(None)
-        return W_new, b_new
+            out.append((self._move(W, (n_in, n_out), f"W[{i}]"),
+                        self._move(b, (n_out,), f"b[{i}]") if self.bias else None))
+        return out
 
     def _move(self, a, shape, name):
         if a is None:
@@ -126,27 +133,38 @@ class MLP:
             raise ValueError(f"{name} has shape {tuple(arr.shape)}, expected {shape}")
         return self.xp.asarray(arr, copy=True)
 
-    # -- forward and backward, on device arrays -------------------------------------------
+    # -- forward and backward as functions of the parameters, on device arrays --------------
 
-    def _forward(self, X):
-        acts = [X]
-        last = len(self._W) - 1
-        for i, (W, b) in enumerate(zip(self._W, self._b)):
+    def forward_pass(self, X, params=None):
+        """All activations ``[X, y_1, ..., y_L]`` of device inputs X (n, sizes[0]) under
+        ``params`` (a flat list as in :attr:`params`; default the network's own)."""
+        weights = self._weights if params is None else self.unflatten(params)
+        acts, ops, last = [X], self.ops, len(weights) - 1
+        for i, (W, b) in enumerate(weights):
             f = self.output if i == last else self.activation
-            acts.append(self.kernels.dense(acts[-1], W, b, f))
+            if ops is None:
+                z = acts[-1] @ W
+                acts.append(f.forward(z if b is None else z + b))
+            else:
+                acts.append(f.forward_(ops.linear(acts[-1], W, b), ops))
         return acts
 
-    def _backward(self, acts, T):
-        """Deltas and gradients of the batch-mean loss from a forward pass's activations."""
-        k = self.kernels
-        delta = k.output_delta(self.loss, self.output, acts[-1], T)
+    def backward_pass(self, acts, T, params=None):
+        """The deltas ``[δ_1, ..., δ_L]`` and gradients ``[(∂E/∂W, ∂E/∂b), ...]`` of the
+        batch-mean loss, from a forward pass's activations and device targets T (n, sizes[-1])."""
+        weights = self._weights if params is None else self.unflatten(params)
+        ops = self.ops
+        delta = losses.output_delta(self.loss, self.output, acts[-1], T, ops)
         deltas, grads = [delta], []
-        for i in range(len(self._W) - 1, -1, -1):
-            y_in = acts[i]
-            db = k.bias_grad(self.xp, delta) if self._b[i] is not None else None
-            grads.append((k.weight_grad(y_in, delta), db))
+        for i in range(len(weights) - 1, -1, -1):
+            W, b = weights[i]
+            db = None if b is None else (
+                self.xp.sum(delta, axis=0) if ops is None else ops.column_sum(delta))
+            grads.append((acts[i].T @ delta, db))
             if i > 0:
-                delta = k.hidden_delta(y_in, delta, self._W[i], self.activation)
+                g = delta @ W.T
+                delta = (self.activation.backward(acts[i], g) if ops is None
+                         else self.activation.backward_(acts[i], g, ops))
                 deltas.append(delta)
         return deltas[::-1], grads[::-1]
 
@@ -155,7 +173,7 @@ class MLP:
     def forward(self, X):
         """All activations ``[X, y_1, ..., y_L]`` for inputs X of shape (n, sizes[0])."""
         with self.backend.context():
-            return self._forward(self._inputs(X))
+            return self.forward_pass(self.device_inputs(X))
 
     def predict(self, X, host=False):
         """Network outputs, shape (n, sizes[-1]); NumPy when ``host=True``."""
@@ -164,10 +182,8 @@ class MLP:
 
     def predict_labels(self, X):
         """Predicted class labels as a NumPy int array (argmax, or ``y ≥ 0.5`` for one output)."""
-        from .trainer import labels_of
-
         with self.backend.context():
-            out = self._forward(self._inputs(X))[-1]
+            out = self.forward_pass(self.device_inputs(X))[-1]
             return self.backend.to_host(labels_of(self.xp, out))
 
     def gradients(self, X, T):
@@ -183,48 +199,34 @@ class MLP:
 
     def _deltas_and_grads(self, X, T):
         with self.backend.context():
-            X = self._inputs(X)
-            return self._backward(self._forward(X), self._targets(T, X.shape[0]))
+            X = self.device_inputs(X)
+            return self.backward_pass(self.forward_pass(X), self.device_targets(T, X.shape[0]))
 
     def loss_value(self, X, T):
         """The batch-mean loss on (X, T) as a Python float."""
         with self.backend.context():
-            X = self._inputs(X)
-            T = self._targets(T, X.shape[0])
-            return float(self.loss.value(self._forward(X)[-1], T))
-
-    def fit(self, X, y, **kwargs):
-        """Train on (X, y); see :func:`bpgpu.train.fit` for the options. Returns the history."""
-        from .train import fit
-
-        return fit(self, X, y, **kwargs)
+            X = self.device_inputs(X)
+            T = self.device_targets(T, X.shape[0])
+            return float(self.loss.value(self.forward_pass(X)[-1], T))
 
     def to(self, device):
         """A copy of this network on another device (weights, settings and RNG state)."""
-        other = MLP(self.sizes, self.activation.name, self.output.name, self.loss.name,
+        other = type(self)(self.sizes, self.activation.name, self.output.name, self.loss.name,
                     device=device, dtype=self.dtype_name, seed=self.seed, bias=self.bias,
                     fused=self.fused)
         other.set_weights([(self.backend.to_host(W), None if b is None else self.backend.to_host(b))
-                           for W, b in self.weights])
+                           for W, b in self._weights])
         other.shuffle_rng.bit_generator.state = self.shuffle_rng.bit_generator.state
         return other
 
-    def save(self, path):
-        """Write the network to ``path`` (``.npz``, no pickle), atomically."""
-        from .io import save
-
-        save(self, path)
-
     # -- input conversion (host checks happen once per call, never inside the step) --------
 
-    def _inputs(self, X, name="X"):
-        from .validation import check_inputs
-
+    def device_inputs(self, X, name="X"):
+        """X checked and moved to the device: shape (n, sizes[0]), finite, the net's dtype."""
         return check_inputs(self, X, name)
 
-    def _targets(self, T, n_rows, name="y"):
-        from .validation import check_targets
-
+    def device_targets(self, T, n_rows, name="y"):
+        """Targets checked and moved to the device, shape (n_rows, sizes[-1]) (labels one-hot)."""
         return check_targets(self, T, n_rows, name)
 
 
@@ -257,3 +259,10 @@ def _check_pairing(output, loss, n_out):
     if output == "softmax" and loss != "cross_entropy":
         warnings.warn(f"a softmax output with loss {loss!r} trains slowly when saturated; "
                       "'cross_entropy' is the matched loss", UserWarning, stacklevel=3)
+
+
+def labels_of(xp, out):
+    """Class labels from outputs or one-hot targets: argmax per row, or ``≥ 0.5`` for one column."""
+    if out.shape[1] == 1:
+        return xp.astype(out[:, 0] >= 0.5, xp.int32)
+    return xp.argmax(out, axis=1)

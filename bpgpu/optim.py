@@ -1,14 +1,17 @@
-"""Optimizers: SGD, SGD with momentum, Adam — each an in-place update of the parameters.
+"""Optimizers: SGD, SGD with momentum, Adam.
 
 An optimizer is its hyper-parameters; its state (velocities, moments, step count) is a separate
 dict made by ``init_state(params)``, so it can be saved in a checkpoint and restored.
-``params`` and ``grads`` are flat lists of device arrays of the same shapes.
+``params`` and ``grads`` are flat lists of device arrays of the same shapes. Each update is a pure
+function, ``step(params, grads, state) → (params', state')``, which never writes into an array (so
+JAX can compile it), and a fast path ``step_`` beside it that does the same with a backend's
+in-place primitives (:class:`bpgpu.backends.InPlaceOps`).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
-import math
 
 from array_api_compat import array_namespace
 
@@ -24,9 +27,21 @@ class SGD:
     def init_state(self, params):
         return {}
 
-    def update(self, params, grads, state):
-        for p, g in zip(params, grads):
-            p -= self.lr * g
+    def step(self, params, grads, state):
+        """One update as a pure function: ``(params, grads, state) → (params', state')``."""
+        return [p - self.lr * g for p, g in zip(params, grads)], state
+
+    def step_(self, params, grads, state, ops):
+        """:meth:`step` with a backend's in-place primitives: writes into ``params``, consumes
+        ``grads``."""
+        return [ops.axpy_(p, -self.lr, g) for p, g in zip(params, grads)], state
+
+    def apply(self, params, grads, state, ops=None):
+        """One update: the fast path ``step_`` on ``ops`` where this class has one for its own
+        ``step`` (a subclass that redefines only ``step`` gets its ``step``), else ``step``."""
+        if ops is not None and _fast_path_is_own(type(self)):
+            return self.step_(params, grads, state, ops)
+        return self.step(params, grads, state)
 
     def __repr__(self):
         return f"{type(self).__name__}(lr={self.lr})"
@@ -44,15 +59,22 @@ class Momentum(SGD):
     def init_state(self, params):
         return {"velocity": [_zeros_like(p) for p in params]}
 
-    def update(self, params, grads, state):
-        for p, g, v in zip(params, grads, state["velocity"]):
-            v *= self.momentum
-            v -= self.lr * g
-            p += v
+    def step(self, params, grads, state):
+        vs = [self.momentum * v - self.lr * g for g, v in zip(grads, state["velocity"])]
+        return [p + v for p, v in zip(params, vs)], {"velocity": vs}
+
+    def step_(self, params, grads, state, ops):
+        vs = [ops.scale_axpy_(v, self.momentum, -self.lr, g)
+              for g, v in zip(grads, state["velocity"])]
+        return [ops.add_(p, v) for p, v in zip(params, vs)], {"velocity": vs}
 
 
 class Adam(SGD):
-    """Adam (Kingma & Ba, 2015), with the bias correction folded into the step size."""
+    """Adam (Kingma & Ba, 2015), with the bias correction folded into the step size.
+
+    The step count ``t`` is a Python int when steps run one by one, and a 0-d device array inside
+    a compiled step; the bias correction is written so that both work.
+    """
 
     name = "adam"
 
@@ -64,21 +86,35 @@ class Adam(SGD):
         return {"step": 0, "m": [_zeros_like(p) for p in params],
                 "v": [_zeros_like(p) for p in params]}
 
-    def advance(self, state):
-        """Count one more step; return its (step size, ε) with the bias correction folded in."""
-        state["step"] += 1
-        t, b1, b2 = state["step"], self.beta1, self.beta2
-        return self.lr * math.sqrt(1 - b2**t) / (1 - b1**t), self.eps * math.sqrt(1 - b2**t)
+    def corrected(self, t):
+        """Step t's (step size, ε) with the bias correction folded in."""
+        c = (1 - self.beta2**t) ** 0.5
+        return self.lr * c / (1 - self.beta1**t), self.eps * c
 
-    def update(self, params, grads, state):
-        step, eps = self.advance(state)
+    def step(self, params, grads, state):
+        t = state["step"] + 1
+        size, eps = self.corrected(t)
         b1, b2 = self.beta1, self.beta2
-        for p, g, m, v in zip(params, grads, state["m"], state["v"]):
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * (g * g)
-            p -= step * m / (v**0.5 + eps)
+        ms = [b1 * m + (1 - b1) * g for g, m in zip(grads, state["m"])]
+        vs = [b2 * v + (1 - b2) * (g * g) for g, v in zip(grads, state["v"])]
+        new = [p - size * m / (v**0.5 + eps) for p, m, v in zip(params, ms, vs)]
+        return new, {"step": t, "m": ms, "v": vs}
+
+    def step_(self, params, grads, state, ops):
+        t = state["step"] + 1
+        size, eps = self.corrected(t)
+        b1, b2 = self.beta1, self.beta2
+        # v first: the m update may consume g
+        vs = [ops.scale_addcmul_(v, b2, 1 - b2, g, g) for g, v in zip(grads, state["v"])]
+        ms = [ops.scale_axpy_(m, b1, 1 - b1, g) for g, m in zip(grads, state["m"])]
+        new = [ops.addcdiv_sqrt_(p, -size, m, v, eps) for p, m, v in zip(params, ms, vs)]
+        return new, {"step": t, "m": ms, "v": vs}
+
+
+@functools.cache
+def _fast_path_is_own(cls):
+    definer = next(c for c in cls.__mro__ if "step" in vars(c))
+    return "step_" in vars(definer)
 
 
 def _zeros_like(p):

@@ -25,7 +25,10 @@ class ProgressBar:
         self.t0 = time.perf_counter()
         self._last = 0.0
 
-    def batch_done(self, step, n_steps):
+    def before_step(self, rows, X, T):
+        """Nothing to draw before a step (a :class:`bpgpu.training.StepHook`)."""
+
+    def after_step(self, step, n_steps):
         now = time.perf_counter()
         if self.enabled and (now - self._last >= self.refresh_s or step == n_steps):
             self._last = now

@@ -2,7 +2,8 @@
 
 Specs: ``"auto"`` (the default: a CUDA GPU when one is usable, else the CPU), ``"cpu"``
 (NumPy), ``"cuda"`` / ``"cuda:N"`` / ``"gpu"`` (CuPy), ``"torch"`` (PyTorch on CUDA when usable,
-else its CPU), ``"torch:cpu"``, ``"torch:cuda[:N]"``, ``"strict"`` (array-api-strict). The
+else its CPU), ``"torch:cpu"``, ``"torch:cuda[:N]"``, ``"jax"`` (JAX's default device), ``"jax:cpu"``,
+``"jax:cuda[:N]"`` (alias ``"jax:gpu[:N]"``), ``"jax:tpu[:N]"``, ``"strict"`` (array-api-strict). The
 environment variable ``BPGPU_DEVICE`` replaces the default ``"auto"``. Other packages add backends
 through the entry-point group ``bpgpu.backends``: the entry-point name is the spec prefix and its
 value a module with ``make(arg)`` and ``status()`` (see :mod:`bpgpu.backends`).
@@ -27,8 +28,11 @@ _BUILTIN = {
     "cupy": "bpgpu.backends.cupy_backend",
     "torch": "bpgpu.backends.torch_backend",
     "strict": "bpgpu.backends.strict_backend",
+    "jax": "bpgpu.backends.jax_backend",
 }
-_LISTED = ["cpu", "strict", "torch", "cuda"]
+_LISTED = ["cpu", "strict", "torch", "jax", "cuda"]
+COMPILING_DEVICES = "jax, jax:cpu, jax:cuda[:N], jax:tpu[:N]"
+"""The built-in devices that compile steps and epochs (for error messages)."""
 
 
 @functools.cache
@@ -41,7 +45,8 @@ def _module(prefix):
         return importlib.import_module(_BUILTIN[prefix])
     ep = _plugins().get(prefix)
     if ep is None:
-        known = ", ".join(["auto", "cpu", "cuda[:N]", "gpu", "torch[:cpu|:cuda[:N]]", "strict"]
+        known = ", ".join(["auto", "cpu", "cuda[:N]", "gpu", "torch[:cpu|:cuda[:N]]",
+                           "jax[:cpu|:cuda[:N]|:tpu[:N]]", "strict"]
                           + sorted(_plugins()))
         raise DeviceUnavailableError(f"unknown device {prefix!r}; known devices: {known}")
     try:

@@ -11,8 +11,7 @@ import math
 
 import numpy as np
 
-from . import _host
-from .trainer import Trainer
+from .training import EpochRunner, StepHook, Trainer
 
 MAX_PARAMS = 60
 MAX_STEPS = 200
@@ -30,50 +29,57 @@ def trace_fit(net, X, y, *, epochs, batch_size, lr, optimizer, shuffle, out):
     if steps > MAX_STEPS:
         raise ValueError(f"--trace would print {steps} steps (limit {MAX_STEPS}); lower --epochs "
                          "or raise --batch-size")
-    with net.backend.context():
-        _trace(net, X, y, epochs, bs, lr, optimizer, shuffle, out)
+    _trace(net, X, y, epochs, bs, lr, optimizer, shuffle, out)
 
 
 def _trace(net, X, y, epochs, bs, lr, optimizer, shuffle, out):
-    be, n = net.backend, len(X)
-    Xd = net._inputs(X)
-    Td = net._targets(y, Xd.shape[0])
+    Xd = net.device_inputs(X)
+    Td = net.device_targets(y, Xd.shape[0])
     trainer = Trainer(net, optimizer, lr=lr)
     hidden = f"{net.activation.name} hidden" if len(net.sizes) > 2 else "no hidden layer"
     print(f"network {'-'.join(map(str, net.sizes))}, {hidden}, {net.output.name} output, "
           f"loss {net.loss.name}, {optimizer} with η = {lr:g}", file=out)
-    step = 0
+    run = EpochRunner(trainer, Xd, Td, bs, shuffle, classify=False)
+    printer = _StepPrinter(net, out)
     for epoch in range(1, epochs + 1):
-        order = _host.permutation(net.shuffle_rng, n) if shuffle and bs < n else np.arange(n)
-        for start in range(0, n, bs):
-            step += 1
-            idx = be.asarray(order[start:start + bs], net.xp.int64)
-            Xb, Tb = net.xp.take(Xd, idx, axis=0), net.xp.take(Td, idx, axis=0)
-            print(f"\nstep {step} (epoch {epoch}, examples {_ids(order[start:start + bs])})",
-                  file=out)
-            _print_step(net, trainer, Xb, Tb, out)
+        printer.epoch = epoch
+        run.epoch(printer)
 
 
-def _print_step(net, trainer, Xb, Tb, out):
-    h = net.backend.to_host
-    acts = net._forward(Xb)
-    deltas, grads = net._backward(acts, Tb)
-    y, t = h(acts[-1]), h(Tb)
-    print(f"  x = {_fmt(h(Xb))}", file=out)
-    print(f"  t = {_fmt(t)}   y = {_fmt(y)}   residual t − y = {_fmt(t - y)}   "
-          f"E = {float(net.loss.value(acts[-1], Tb)):.6g}", file=out)
-    before = [(np.array(h(W)), None if b is None else np.array(h(b))) for W, b in net.weights]
-    trainer.step(Xb, Tb)
-    for i, (d, (dW, db), (W0, b0), (W1, b1)) in enumerate(
-            zip(deltas, grads, before, net.weights), start=1):
-        print(f"  layer {i}: δ = ∂E/∂z = {_fmt(h(d))}", file=out)
-        print(f"    ∂E/∂w = yᵀδ = {_fmt(h(dW))}", file=out)
-        print(f"    Δw = {_fmt(h(W1) - W0)}   w ← {_fmt(h(W1))}", file=out)
-        if db is not None:
-            print(f"    ∂E/∂b = Σδ = {_fmt(h(db))}   Δb = {_fmt(h(b1) - b0)}   "
-                  f"b ← {_fmt(h(b1))}", file=out)
-    y_new = h(net._forward(Xb)[-1])
-    print(f"  after the step: y = {_fmt(y_new)}   residual t − y = {_fmt(t - y_new)}", file=out)
+class _StepPrinter(StepHook):
+    """Prints each step of the epoch loop: before it the forward and backward pass, after it
+    the weight changes and the new outputs."""
+
+    def __init__(self, net, out):
+        self.net, self.out, self.step, self.epoch = net, out, 0, 0
+
+    def before_step(self, rows, Xb, Tb):
+        net, out, h = self.net, self.out, self.net.backend.to_host
+        self.step += 1
+        print(f"\nstep {self.step} (epoch {self.epoch}, examples {_ids(rows)})", file=out)
+        acts = net.forward_pass(Xb)
+        self.deltas, self.grads = net.backward_pass(acts, Tb)
+        self.X, self.t = Xb, h(Tb)
+        y = h(acts[-1])
+        print(f"  x = {_fmt(h(Xb))}", file=out)
+        print(f"  t = {_fmt(self.t)}   y = {_fmt(y)}   residual t − y = {_fmt(self.t - y)}   "
+              f"E = {float(net.loss.value(acts[-1], Tb)):.6g}", file=out)
+        self.before = [(np.array(h(W)), None if b is None else np.array(h(b)))
+                       for W, b in net.weights]
+
+    def after_step(self, k, n_steps):
+        net, out, h = self.net, self.out, self.net.backend.to_host
+        for i, (d, (dW, db), (W0, b0), (W1, b1)) in enumerate(
+                zip(self.deltas, self.grads, self.before, net.weights), start=1):
+            print(f"  layer {i}: δ = ∂E/∂z = {_fmt(h(d))}", file=out)
+            print(f"    ∂E/∂w = yᵀδ = {_fmt(h(dW))}", file=out)
+            print(f"    Δw = {_fmt(h(W1) - W0)}   w ← {_fmt(h(W1))}", file=out)
+            if db is not None:
+                print(f"    ∂E/∂b = Σδ = {_fmt(h(db))}   Δb = {_fmt(h(b1) - b0)}   "
+                      f"b ← {_fmt(h(b1))}", file=out)
+        y_new = h(net.forward_pass(self.X)[-1])
+        print(f"  after the step: y = {_fmt(y_new)}   residual t − y = {_fmt(self.t - y_new)}",
+              file=out)
 
 
 def _fmt(a):

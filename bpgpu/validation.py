@@ -6,9 +6,12 @@ training step.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
-from ._host import check_range, host_array
+from ._host import check_range, host_array, is_whole
 
 
 def check_inputs(net, X, name="X"):
@@ -95,3 +98,31 @@ def one_hot(labels, n_classes, name="y"):
     out = np.zeros((labels.shape[0], n_classes))
     out[np.arange(labels.shape[0]), labels.astype(np.int64)] = 1.0
     return out
+
+
+def check_schedule(epochs, batch_size):
+    """``(epochs, batch_size)`` as ints; ``"full"``/``None`` batch size becomes ``None``."""
+    if not is_whole(epochs) or epochs < 0:
+        raise ValueError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
+    if batch_size is None or (isinstance(batch_size, str) and batch_size == "full"):
+        return int(epochs), None
+    if not is_whole(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number ≥ 1 or 'full', got {batch_size!r}")
+    return int(epochs), int(batch_size)
+
+
+def check_every(every):
+    """Epochs between checkpoints, a whole number ≥ 1."""
+    if not is_whole(every) or every < 1:
+        raise ValueError(f"checkpoint_every must be a whole number ≥ 1, got {every!r}")
+    return int(every)
+
+
+def check_lr(lr):
+    """The learning rate as a float (or ``None`` for the optimizer's default)."""
+    if lr is None:
+        return None
+    if (isinstance(lr, bool) or not isinstance(lr, numbers.Real)
+            or not (math.isfinite(lr) and lr > 0)):
+        raise ValueError(f"lr (the learning rate η) must be a finite number > 0, got {lr!r}")
+    return float(lr)

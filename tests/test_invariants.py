@@ -16,10 +16,10 @@ from .test_reliability import X4, Y3, _net, _npy_bytes, _rewrite
 
 
 class Frozen(bpgpu.optim.SGD):
-    """An optimizer that changes nothing (the fast paths must call a subclass's own update)."""
+    """An optimizer that changes nothing (the fast paths must call a subclass's own step)."""
 
-    def update(self, params, grads, state):
-        pass
+    def step(self, params, grads, state):
+        return params, state
 
 
 def test_epoch_logs_are_means_over_every_row(device):
@@ -136,9 +136,11 @@ def test_fortran_ordered_arrays_load_in_the_right_order(tmp_path):
 
 class PoisonDeadUnit(bpgpu.optim.SGD):
 
-    def update(self, params, grads, state):
-        super().update(params, grads, state)
-        params[0][0, 0] = -np.inf  # x ≥ 0 → z = -inf → relu 0: the loss stays finite
+    def step(self, params, grads, state):
+        params, state = super().step(params, grads, state)
+        W = np.array(params[0])
+        W[0, 0] = -np.inf  # x ≥ 0 → z = -inf → relu 0: the loss stays finite
+        return [W, *params[1:]], state
 
 
 def test_an_infinite_weight_with_a_finite_loss_still_stops_training():

@@ -11,7 +11,7 @@ import bpgpu.optim
 
 from .conftest import TOL, to_np
 
-MATH_MODULES = ["activations", "losses", "network", "optim", "train", "kernels"]
+MATH_MODULES = ["activations", "losses", "network", "optim", "training", "mlp"]
 
 
 @pytest.mark.parametrize("module", MATH_MODULES)
@@ -71,9 +71,9 @@ class CountingSGD(bpgpu.optim.SGD):
         super().__init__(lr=0.1)
         self.batch_rows = []
 
-    def update(self, params, grads, state):
+    def step(self, params, grads, state):
         self.batch_rows.append(None)
-        super().update(params, grads, state)
+        return super().step(params, grads, state)
 
 
 def test_batch_minibatch_online_step_counts(device):

@@ -159,7 +159,7 @@ def test_out_of_memory_names_the_batch_size(monkeypatch):
     def no_memory(*args, **kwargs):
         raise MemoryError("mocked allocation failure")
 
-    monkeypatch.setattr(net.kernels, "dense", no_memory)
+    monkeypatch.setattr(net, "forward_pass", no_memory)
     with pytest.raises(bpgpu.DeviceOutOfMemory, match="batch_size=8: lower the batch size"):
         net.fit(X4, Y3, batch_size=8)
 

@@ -1,0 +1,440 @@
+"""Training: the step as a pure function, the one epoch loop, :func:`fit` and :func:`evaluate`.
+
+One step is ``(params, optimizer state, X, T) → (params', state', outputs)``. The reference never
+writes into an array; on NumPy, PyTorch and CuPy the same call runs the rules' in-place fast paths,
+and on a compiling device (JAX) it is compiled once per shape — one call per step, or a whole epoch
+(the shuffled batches taken on the device, the ragged last batch included) as one call.
+
+Nothing waits for the device inside an epoch: the loss and the count of correct answers accumulate
+on the device and are read once, when the epoch ends (data-parallel training over MPI on host
+buffers is the exception: each step's all-reduce goes through host memory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+from array_api_compat import device
+
+from . import _host, optim
+from . import checkpoint as checkpoints
+from .distributed import DataParallel
+from .errors import DeviceOutOfMemory, TrainingDiverged
+from .network import labels_of
+from .progress import ProgressBar
+from .registry import COMPILING_DEVICES
+from .validation import check_every, check_lr, check_schedule
+
+MODES = ("auto", "none", "step", "epoch")
+
+
+def resolve_mode(backend, compile, parallel=None, epochs=True):
+    """The compilation mode to use: ``"auto"`` becomes the fastest ``backend`` has."""
+    if compile not in MODES:
+        raise ValueError(f"compile must be one of {', '.join(MODES)}, got {compile!r}")
+    have = [m for m in backend.compile_modes if epochs or m != "epoch"]
+    if compile == "auto":
+        return "none" if parallel is not None else have[-1]
+    if compile not in have:
+        raise ValueError(f"compile={compile!r} is not available on {backend.name}, which runs "
+                         f"{'steps' if epochs else 'a step'} operation by operation; devices "
+                         f"that compile: {COMPILING_DEVICES}")
+    if parallel is not None and compile != "none":
+        raise ValueError("data-parallel training (comm=...) runs operation by operation; use "
+                         "compile='none' or 'auto'")
+    return compile
+
+
+class Trainer:
+    """An optimizer bound to a network: its state, and one training step on device arrays.
+
+    The trainer holds no parameters: each step reads the network's current parameters and
+    replaces them with the step's result, so it follows :meth:`MLP.set_weights`, rollbacks and
+    loads.
+
+    >>> tr = Trainer(net, "momentum", lr=0.05)                          # doctest: +SKIP
+    >>> out = tr.step(X, T)   # X, T already on net's device: forward, backward, update
+
+    Parameters
+    ----------
+    net : MLP
+    optimizer : str or optimizer object ({"sgd", "momentum", "adam"})
+    lr : float, optional
+    compile : {"auto", "none", "step"}
+        ``"step"`` compiles the step once per shape on devices that compile (JAX); ``"auto"``
+        does so where the device can.
+    **options
+        Further optimizer settings (``momentum``, ``beta1``, ...).
+    """
+
+    def __init__(self, net, optimizer="sgd", lr=None, parallel=None, compile="auto", **options):
+        self.net = net
+        self.opt = optim.get(optimizer, lr=lr, **options)
+        self.parallel = parallel
+        self.mode = resolve_mode(net.backend, compile, parallel, epochs=False)
+        with net.backend.context():
+            self.state = self.opt.init_state(net.params)
+        self._compiled = {}
+
+    def step(self, X, T):
+        """One training step — forward, backward, update — returning the batch's outputs.
+
+        X (n, sizes[0]) and T (n, sizes[-1]) must already be arrays on the net's device. Under
+        data parallelism they are this rank's shard, and may be empty.
+        """
+        with self.net.backend.context():
+            return self.step_in_context(X, T)
+
+    def step_in_context(self, X, T):
+        """:meth:`step` for callers already inside ``net.backend.context()``."""
+        fn = self.compiled("step", self.pure_step) if self.mode != "none" else self.pure_step
+        params, self.state, out = fn(self.net.params, self.state, X, T)
+        self.net.replace_params(params)
+        return out
+
+    def pure_step(self, params, state, X, T):
+        """The training step as a pure function: ``(params, state, X, T) → (params', state',
+        outputs)``; on backends with in-place primitives it reuses the arrays it is given."""
+        net = self.net
+        if X.shape[0] == 0:  # an empty shard still takes part in the all-reduce
+            out, grads = None, [net.xp.zeros_like(p) for p in params]
+        else:
+            acts = net.forward_pass(X, params)
+            pairs = net.backward_pass(acts, T, params)[1]
+            out, grads = acts[-1], [g for pair in pairs for g in pair if g is not None]
+        if self.parallel is not None:
+            grads = self.parallel.average(net.xp, grads, X.shape[0])
+        params, state = self.opt.apply(params, grads, state, net.ops)
+        return params, state, out
+
+    def batch(self, params, state, X, T, labels):
+        """:meth:`pure_step` plus the batch's summed loss and correct count (0-d arrays)."""
+        params, state, out = self.pure_step(params, state, X, T)
+        xp, dtype = self.net.xp, self.net.dtype
+        if out is None:
+            zero = xp.zeros((), dtype=dtype, device=device(X))
+            return params, state, zero, zero
+        loss = self.net.loss.value(out, T) * X.shape[0]
+        hits = (xp.zeros((), dtype=dtype, device=device(X)) if labels is None
+                else xp.sum(xp.astype(labels_of(xp, out) == labels, dtype)))
+        return params, state, loss, hits
+
+    def compiled(self, name, fn):
+        """``fn`` compiled by the backend (parameters and state donated), kept per name and
+        optimizer settings, so that a changed learning rate is a new compilation."""
+        key = (name, type(self.opt), tuple(sorted(vars(self.opt).items())))
+        if key not in self._compiled:
+            be = self.net.backend
+            self._compiled[key] = be.compile(fn, donate=(0, 1))
+            self.state = {k: v if not isinstance(v, int) else be.asarray(v, be.xp.int32)
+                          for k, v in self.state.items()}  # a counter carried on the device
+        return self._compiled[key]
+
+
+class StepHook:
+    """Called around every step of an epoch run step by step (the progress bar, ``--trace``)."""
+
+    def before_step(self, rows, X, T):
+        """``rows``: the step's example indices; ``X``, ``T``: its device batch."""
+
+    def after_step(self, k, n_steps):
+        """Step ``k`` (from 1) of ``n_steps`` in this epoch is done."""
+
+
+class EpochRunner:
+    """One fit call's state: device data, the trainer, and the body of an epoch."""
+
+    def __init__(self, trainer, X, T, batch_size, shuffle, classify, mode="none"):
+        self.trainer, self.net, self.X, self.T = trainer, trainer.net, X, T
+        self.n = X.shape[0]
+        self.batch = self.n if batch_size is None else min(batch_size, self.n)
+        self.shuffle, self.classify = shuffle and self.batch < self.n, classify
+        self.mode = mode
+        # The targets' classes, found once here rather than in every step.
+        self.labels = labels_of(self.net.xp, T) if classify else None
+        self.epochs_done = 0
+
+    def epoch(self, hook=None):
+        """Run one epoch; return its logs (``loss``, and ``accuracy`` when classifying).
+
+        ``hook`` (a :class:`StepHook`) sees every step; a compiled epoch has no steps to show.
+        """
+        with self.net.backend.context():
+            return self._epoch(hook)
+
+    def _epoch(self, hook):
+        net, xp = self.net, self.net.xp
+        snapshot = [xp.asarray(p, copy=True) for p in net.params]
+        perm = _host.permutation(net.shuffle_rng, self.n) if self.shuffle else None
+        if self.mode == "epoch":
+            loss_sum, correct = self._compiled_epoch(perm)
+        else:
+            loss_sum, correct = self._stepwise(perm, hook or StepHook())
+        self.epochs_done += 1
+        # One read from the device per epoch: the loss, the hits and the largest weight.
+        totals = net.backend.to_host(
+            xp.stack([loss_sum, correct, _largest_magnitude(xp, net.params)])).tolist()
+        if self.trainer.parallel is not None:
+            totals[:2] = self.trainer.parallel.sum_scalars(totals[:2])
+        logs = {"loss": totals[0] / self.n}
+        if self.classify:
+            logs["accuracy"] = totals[1] / self.n
+        if not math.isfinite(logs["loss"]):
+            self._restore(snapshot, f"the loss became {logs['loss']}")
+        if not math.isfinite(totals[2]):
+            self._restore(snapshot, "a weight became NaN or infinite")
+        return logs
+
+    def _stepwise(self, perm, hook):
+        net, tr = self.net, self.trainer
+        order = None if perm is None else net.backend.asarray(perm, net.xp.int64)
+        fn = tr.compiled("batch", tr.batch) if tr.mode != "none" else tr.batch
+        loss_sum = correct = net.xp.zeros((), dtype=net.dtype, device=device(self.X))
+        n_steps = math.ceil(self.n / self.batch)
+        for k, start in enumerate(range(0, self.n, self.batch)):
+            start, stop = self._rows(start)
+            Xb, Tb, Lb = self._batch(order, start, stop)
+            hook.before_step(range(start, stop) if perm is None else perm[start:stop], Xb, Tb)
+            params, tr.state, loss, hits = fn(net.params, tr.state, Xb, Tb, Lb)
+            net.replace_params(params)
+            loss_sum, correct = loss_sum + loss, correct + hits
+            hook.after_step(k + 1, n_steps)
+        return loss_sum, correct
+
+    def _compiled_epoch(self, perm):
+        net, tr = self.net, self.trainer
+        order = net.backend.asarray(range(self.n) if perm is None else perm, net.xp.int64)
+        fn = tr.compiled(("epoch", self.n, self.batch, self.classify), self.epoch_function)
+        params, tr.state, loss_sum, correct = fn(net.params, tr.state, self.X, self.T,
+                                                 self.labels, order)
+        net.replace_params(params)
+        return loss_sum, correct
+
+    def epoch_function(self, params, state, X, T, labels, order):
+        """A whole epoch as a pure function: every batch of ``order`` in turn, the full batches
+        in the backend's loop and the ragged last one after it."""
+        xp, size, trainer = self.net.xp, self.batch, self.trainer
+
+        def body(carry, idx):
+            params, state, loss_sum, correct = carry
+            Lb = None if labels is None else xp.take(labels, idx, axis=0)
+            params, state, loss, hits = trainer.batch(
+                params, state, xp.take(X, idx, axis=0), xp.take(T, idx, axis=0), Lb)
+            return params, state, loss_sum + loss, correct + hits
+
+        zero = xp.zeros((), dtype=self.net.dtype, device=device(X))
+        carry, full = (params, state, zero, zero), self.n // size
+        if full:
+            rows = xp.reshape(order[:full * size], (full, size))
+            carry = self.net.backend.scan(body, carry, rows)
+        if self.n % size:
+            carry = body(carry, order[full * size:])
+        return carry
+
+    def _rows(self, start):
+        stop = min(start + self.batch, self.n)
+        if self.trainer.parallel is not None:
+            return self.trainer.parallel.shard(start, stop)
+        return start, stop
+
+    def _batch(self, order, start, stop):
+        """This step's inputs, targets and target classes (``None`` when not classifying)."""
+        arrays = (self.X, self.T, self.labels)
+        if order is None:
+            if start == 0 and stop == self.n:
+                return arrays
+            return tuple(None if a is None else a[start:stop, ...] for a in arrays)
+        idx = order[start:stop]
+        xp = self.net.xp
+        return tuple(None if a is None else xp.take(a, idx, axis=0) for a in arrays)
+
+    def _restore(self, snapshot, what):
+        self.net.replace_params(snapshot)
+        lr = self.trainer.opt.lr
+        raise TrainingDiverged(
+            f"{what} in epoch {self.epochs_done}; the weights are those after "
+            f"epoch {self.epochs_done - 1}; lower the learning rate (lr={lr:g})", lr=lr)
+
+
+def fit(net, X, y, *, epochs=10, batch_size=32, lr=None, optimizer="sgd", shuffle=True,
+        validation_data=None, verbose=False, callbacks=(), checkpoint=None, checkpoint_every=1,
+        resume=None, comm=None, compile="auto", **optimizer_options):
+    """Train ``net`` on (X, y) by backpropagation and return the per-epoch history.
+
+    Parameters
+    ----------
+    X : array-like, shape (n, sizes[0])
+    y : array-like, shape (n,) class labels or (n, sizes[-1]) targets
+    epochs : int
+        Train until this many epochs are done in all (counting those of a resumed checkpoint).
+    batch_size : int, "full" or None
+        Examples per step: ``"full"``/``None`` is batch learning (one step per epoch over the
+        whole set), 1 is online learning, anything between is mini-batch learning.
+    lr : float, optional
+        The learning rate η; default 0.1 for sgd and momentum, 0.001 for adam.
+    optimizer : {"sgd", "momentum", "adam"}
+    shuffle : bool
+        Visit the examples in a new random order every epoch (seeded by the net's seed).
+    validation_data : (X_val, y_val), optional
+        Held-out data evaluated after every epoch.
+    verbose : bool
+        Show a progress bar on standard error.
+    callbacks : sequence of callables
+        Each is called as ``cb(net, epoch, logs)`` after every epoch.
+    checkpoint : path, optional
+        Write a checkpoint (weights, optimizer state, epoch, RNG state) here, atomically.
+    checkpoint_every : int
+        Epochs between checkpoints (one is always written after the last epoch).
+    resume : path, optional
+        Continue from a checkpoint written by an earlier call with the same settings.
+    comm : mpi4py communicator, optional
+        Data-parallel training over its ranks (see :mod:`bpgpu.distributed`): every rank calls
+        ``fit`` with the same data and seed; each step's global batch of ``batch_size`` is
+        shared out among the ranks and their gradients averaged. Only rank 0 shows progress and
+        writes checkpoints. An error on one rank aborts them all rather than leave them waiting.
+    compile : {"auto", "none", "step", "epoch"}
+        ``"none"`` runs each step operation by operation; ``"step"`` compiles the step, and
+        ``"epoch"`` a whole epoch (the progress bar then moves once per epoch), on devices that
+        compile (JAX). ``"auto"``: the fastest mode the device has. Every mode gives the same
+        weights within float tolerance.
+    **optimizer_options
+        ``momentum`` for momentum; ``beta1``, ``beta2``, ``eps`` for Adam.
+
+    Returns
+    -------
+    dict
+        Lists indexed by epoch: ``loss`` and ``time`` always; ``accuracy`` for classification;
+        ``val_loss`` / ``val_accuracy`` with validation data.
+
+    Raises
+    ------
+    TrainingDiverged
+        The loss became NaN or infinite; the weights are restored to the end of the last good
+        epoch.
+    DeviceOutOfMemory
+        The data or a batch does not fit on the device; the message names the batch size.
+    """
+    epochs, batch_size = check_schedule(epochs, batch_size)
+    every = check_every(checkpoint_every)
+    opt = optim.get(optimizer, lr=check_lr(lr), **optimizer_options)
+    mode = resolve_mode(net.backend, compile, comm)
+    settings = {"batch_size": batch_size, "shuffle": bool(shuffle)}
+    if checkpoint is not None:
+        checkpoints.check_writable(checkpoint)
+    with net.backend.context(), _out_of_memory_hint(net, batch_size):
+        Xd = net.device_inputs(X)
+        Td = net.device_targets(y, Xd.shape[0])
+        val = _validation(net, validation_data)
+        resumed = checkpoints.restore_net(net, resume, opt, settings) if resume else None
+        parallel = DataParallel(comm, net.backend) if comm is not None else None
+        trainer = Trainer(net, opt, parallel=parallel, compile="none" if mode == "none" else "step")
+        start, history = 0, {"loss": [], "time": []}
+        if resumed:
+            start, history = checkpoints.restore_trainer(trainer, *resumed)
+        run = EpochRunner(trainer, Xd, Td, batch_size, shuffle, is_classification(net, y), mode)
+        run.epochs_done = start
+        lead = parallel is None or parallel.rank == 0
+        saver = checkpoints.Saver(checkpoint, every, settings) if checkpoint and lead else None
+        try:
+            return _loop(run, range(start, epochs), val, verbose and lead, callbacks, history,
+                         saver)
+        except TrainingDiverged:
+            raise  # every rank sees the same summed loss, so all of them raise together
+        except Exception as exc:
+            if parallel is not None and parallel.size > 1:
+                parallel.abort(exc)
+            raise
+
+
+def _validation(net, data):
+    if data is None:
+        return None
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError("validation_data must be a pair (X_val, y_val)")
+    Xv = net.device_inputs(data[0], "X_val")
+    return Xv, net.device_targets(data[1], Xv.shape[0], "y_val")
+
+
+@contextlib.contextmanager
+def _out_of_memory_hint(net, batch_size):
+    try:
+        yield
+    except Exception as exc:
+        if not net.backend.is_out_of_memory(exc):
+            raise
+        what = "the whole set" if batch_size is None else f"batch_size={batch_size}"
+        raise DeviceOutOfMemory(
+            f"out of memory on {net.device} training {net.sizes} with {what}: lower the batch "
+            "size (--batch-size), or use a device with more memory") from exc
+
+
+def _loop(run, epochs, val, verbose, callbacks, history, saver):
+    bar = ProgressBar(epochs.stop, enabled=verbose, first=epochs.start)
+    try:
+        for epoch in epochs:
+            t0 = time.perf_counter()
+            logs = run.epoch(bar)
+            if val is not None:
+                logs.update({"val_" + k: v for k, v in
+                             evaluate_arrays(run.net, *val, run.classify).items()})
+            logs["time"] = time.perf_counter() - t0
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            bar.epoch_done(epoch + 1, logs)
+            for cb in callbacks:
+                cb(run.net, epoch + 1, logs)
+            if saver is not None:
+                saver.maybe_save(run, epoch + 1, epochs.stop, history)
+    finally:
+        bar.close()
+    run.net.history = history
+    return history
+
+
+def is_classification(net, y):
+    """Whether accuracy means something: a probability output, or targets given as labels."""
+    shape = getattr(y, "shape", None)
+    ndim = len(shape) if shape is not None else len(_host.host_array(y, "y").shape)
+    return net.output.name in ("softmax", "logistic") or (ndim == 1 and net.sizes[-1] > 1)
+
+
+def evaluate_arrays(net, X, T, classify, chunk=8192):
+    """Loss and accuracy of ``net`` on device arrays, in chunks that bound the memory used."""
+    xp = net.xp
+    loss_sum, correct = 0.0, 0
+    n = X.shape[0]
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)  # the standard leaves out-of-bounds slices unspecified
+        Xb, Tb = X[start:stop, ...], T[start:stop, ...]
+        out = net.forward_pass(Xb)[-1]
+        loss_sum = loss_sum + net.loss.value(out, Tb) * Xb.shape[0]
+        if classify:
+            correct = correct + count_correct(xp, out, Tb)
+    logs = {"loss": float(loss_sum) / X.shape[0]}
+    if classify:
+        logs["accuracy"] = float(correct) / X.shape[0]
+    return logs
+
+
+def evaluate(net, X, y):
+    """``{"loss": ..., "accuracy": ...}`` of ``net`` on (X, y) (accuracy for classification)."""
+    with net.backend.context():
+        Xd = net.device_inputs(X)
+        Td = net.device_targets(y, Xd.shape[0])
+        return evaluate_arrays(net, Xd, Td, is_classification(net, y))
+
+
+def _largest_magnitude(xp, params):
+    """max |w| over all parameters, as one device scalar (NaN or inf when any weight is)."""
+    biggest = None
+    for p in params:
+        m = xp.max(xp.abs(p))
+        biggest = m if biggest is None else xp.maximum(biggest, m)
+    return biggest
+
+
+def count_correct(xp, out, T):
+    """How many rows of ``out`` pick the same class as the targets (a 0-d device array)."""
+    return xp.sum(xp.astype(labels_of(xp, out) == labels_of(xp, T), xp.int32))
