@@ -1,4 +1,4 @@
-"""The ``bpgpu`` command: ``devices``, ``train``, ``predict``, ``evaluate``, ``bench``.
+"""The ``bpgpu`` command: ``devices``, ``train``, ``predict``, ``evaluate``, ``bench``, ``lecture``.
 
 A user mistake (unknown device, unusable GPU, bad layer spec, missing file, shape mismatch) prints
 one line on standard error and exits with status 2; a diverged training run exits with 3. Pass
@@ -78,6 +78,13 @@ def build_parser():
     ev.add_argument("--json", action="store_true")
 
     sub.add_parser("bench", add_help=False, help="CPU vs GPU throughput (bpgpu bench --help)")
+
+    lec = sub.add_parser("lecture", parents=[common], help="the seed lecture's claims, measured "
+                         "and drawn", description="Train what each claim of the lecture needs, "
+                         "print the measurements, and write one figure per claim and "
+                         "lecture.json (needs bpgpu[plot]).")
+    lec.add_argument("--out", default="lecture", metavar="DIR",
+                     help="folder for the figures and lecture.json (default ./lecture)")
     return p
 
 
@@ -121,6 +128,10 @@ def _mpi_rank():
 
 
 def _dispatch(args):
+    if args.command == "lecture":  # its command lives with its experiments and figures
+        from .lecture import command
+
+        return command(args)
     from . import commands
 
     return getattr(commands, args.command)(args)
