@@ -121,15 +121,14 @@ def make(arg=None):
     if platform is None or (index and not index.isdigit()) or (kind == "cpu" and index):
         raise DeviceUnavailableError(
             f"bad JAX device 'jax:{arg}'; use 'jax', 'jax:cpu', 'jax:cuda[:N]' or 'jax:tpu[:N]'")
-    found = _devices(jax, platform)
+    found, what = _devices(jax, platform), _SPEC_KIND[platform].upper()
     if not found:
         hint = _INSTALL_HINT if platform == "gpu" else "use 'jax:cpu'"
-        raise DeviceUnavailableError(
-            f"JAX {jax.__version__} sees no {kind.upper()} device; {hint}")
+        raise DeviceUnavailableError(f"JAX {jax.__version__} sees no {what} device; {hint}")
     i = int(index or 0)
     if i >= len(found):
         raise DeviceUnavailableError(
-            f"{kind.upper()} device {i} does not exist: JAX sees {len(found)}, 0..{len(found) - 1}")
+            f"{what} device {i} does not exist: JAX sees {len(found)}, 0..{len(found) - 1}")
     return JaxBackend(jax, found[i], i)
 
 

@@ -41,8 +41,8 @@ def save(path, trainer, epoch, history, settings):
         if isinstance(value, list):
             lists[key] = len(value)
             arrays.update({f"opt.{key}.{i}": be.to_host(a) for i, a in enumerate(value)})
-        else:  # a Python number, or a 0-d device array where the step is compiled
-            scalars[key] = value if isinstance(value, (int, float)) else be.to_host(value).item()
+        else:  # a step count: a Python int, or a 0-d device array where the step is compiled
+            scalars[key] = int(value if isinstance(value, int) else be.to_host(value).item())
     meta = {"checkpoint": {
         "epoch": epoch, "optimizer": trainer.opt.name, "hyper": vars(trainer.opt),
         "state_scalars": scalars, "state_lists": lists, "settings": settings,

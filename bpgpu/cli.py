@@ -25,7 +25,8 @@ def build_parser():
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--device", default=None,
-                        help="cpu, cuda[:N], gpu, torch[:cpu|:cuda[:N]], strict or auto "
+                        help="cpu, cuda[:N], gpu, torch[:cpu|:cuda[:N]], "
+                             "jax[:cpu|:cuda[:N]|:tpu[:N]], strict or auto "
                              "(default: $BPGPU_DEVICE or auto)")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -59,6 +60,10 @@ def build_parser():
                    help="epochs between checkpoints (default 1)")
     t.add_argument("--resume", metavar="PATH", help="continue from a checkpoint; --epochs is "
                                                     "the total to reach")
+    t.add_argument("--compile", default="auto", choices=["auto", "none", "step", "epoch"],
+                   help="none: operation by operation; step / epoch: one compiled call per step "
+                        "/ per epoch, on devices that compile (jax); auto (default): the fastest "
+                        "the device has")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI ranks: mpiexec -n N bpgpu train --distributed")
     t.add_argument("--plot", metavar="PATH", help="loss/accuracy curves as PNG (bpgpu[plot])")

@@ -2,11 +2,12 @@
 
 Specs: ``"auto"`` (the default: a CUDA GPU when one is usable, else the CPU), ``"cpu"``
 (NumPy), ``"cuda"`` / ``"cuda:N"`` / ``"gpu"`` (CuPy), ``"torch"`` (PyTorch on CUDA when usable,
-else its CPU), ``"torch:cpu"``, ``"torch:cuda[:N]"``, ``"jax"`` (JAX's default device), ``"jax:cpu"``,
-``"jax:cuda[:N]"`` (alias ``"jax:gpu[:N]"``), ``"jax:tpu[:N]"``, ``"strict"`` (array-api-strict). The
-environment variable ``BPGPU_DEVICE`` replaces the default ``"auto"``. Other packages add backends
-through the entry-point group ``bpgpu.backends``: the entry-point name is the spec prefix and its
-value a module with ``make(arg)`` and ``status()`` (see :mod:`bpgpu.backends`).
+else its CPU), ``"torch:cpu"``, ``"torch:cuda[:N]"``, ``"jax"`` (JAX's default device),
+``"jax:cpu"``, ``"jax:cuda[:N]"`` (alias ``"jax:gpu[:N]"``), ``"jax:tpu[:N]"``, ``"strict"``
+(array-api-strict). The environment variable ``BPGPU_DEVICE`` replaces the default ``"auto"``.
+Other packages add backends through the entry-point group ``bpgpu.backends``: the entry-point name
+is the spec prefix and its value a module with ``make(arg)`` and ``status()`` (see
+:mod:`bpgpu.backends`).
 """
 
 from __future__ import annotations

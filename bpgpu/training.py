@@ -124,12 +124,16 @@ class Trainer:
     def compiled(self, name, fn):
         """``fn`` compiled by the backend (parameters and state donated), kept per name and
         optimizer settings, so that a changed learning rate is a new compilation."""
-        key = (name, type(self.opt), tuple(sorted(vars(self.opt).items())))
+        settings = sorted((k, v) for k, v in vars(self.opt).items()
+                          if isinstance(v, (int, float, str)))
+        key = (name, type(self.opt), tuple(settings))
         if key not in self._compiled:
             be = self.net.backend
             self._compiled[key] = be.compile(fn, donate=(0, 1))
-            self.state = {k: v if not isinstance(v, int) else be.asarray(v, be.xp.int32)
-                          for k, v in self.state.items()}  # a counter carried on the device
+            # A counter (Adam's t) is carried on the device in the parameters' float dtype: exact
+            # to 2^24 steps in float32, and its powers then stay in that dtype.
+            self.state = {k: be.asarray(v, self.net.dtype) if isinstance(v, (int, float)) else v
+                          for k, v in self.state.items()}
         return self._compiled[key]
 
 

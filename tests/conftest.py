@@ -6,17 +6,23 @@ backends only (comma-separated specs), e.g. to run the whole suite on array-api-
 
 import os
 
-import numpy as np
-import pytest
+# JAX's float64 tests need its 64-bit mode, which must be chosen before JAX is imported; the
+# float32 paths are the same with it on. A run may still set JAX_ENABLE_X64=0 to test without.
+os.environ.setdefault("JAX_ENABLE_X64", "1")
 
-import bpgpu
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import bpgpu  # noqa: E402
 
 BACKENDS = [
     pytest.param("cpu", id="numpy"),
     pytest.param("strict", id="strict"),
     pytest.param("torch:cpu", id="torch-cpu"),
+    pytest.param("jax:cpu", id="jax-cpu"),
     pytest.param("cuda", id="cupy", marks=pytest.mark.gpu),
     pytest.param("torch:cuda", id="torch-cuda", marks=pytest.mark.gpu),
+    pytest.param("jax:cuda", id="jax-cuda", marks=pytest.mark.gpu),
 ]
 
 _forced = [s.strip() for s in os.environ.get("BPGPU_TEST_BACKENDS", "").split(",") if s.strip()]

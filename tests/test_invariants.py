@@ -4,6 +4,7 @@ steps, saturated outputs, model-file damage inside the data, non-finite weights 
 
 import zipfile
 
+import array_api_compat
 import numpy as np
 import pytest
 
@@ -138,8 +139,11 @@ class PoisonDeadUnit(bpgpu.optim.SGD):
 
     def step(self, params, grads, state):
         params, state = super().step(params, grads, state)
-        W = np.array(params[0])
-        W[0, 0] = -np.inf  # x ≥ 0 → z = -inf → relu 0: the loss stays finite
+        W = params[0]
+        xp = array_api_compat.array_namespace(W)
+        poison = np.zeros(W.shape)
+        poison[0, 0] = -np.inf  # x ≥ 0 → z = -inf → relu 0: the loss stays finite
+        W = W + xp.asarray(poison, dtype=W.dtype, device=array_api_compat.device(W))
         return [W, *params[1:]], state
 
 

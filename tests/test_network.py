@@ -82,7 +82,7 @@ def test_batch_minibatch_online_step_counts(device):
     for bs in ("full", 5, 1):
         net = bpgpu.MLP([6, 3], device=device, seed=0, fused=False)
         opt = CountingSGD()
-        net.fit(X, y, epochs=2, batch_size=bs, optimizer=opt,
+        net.fit(X, y, epochs=2, batch_size=bs, optimizer=opt, compile="none",  # count each call
                 callbacks=[lambda net, epoch, logs: epochs_seen.append(epoch)])
         steps[bs] = len(opt.batch_rows)
     assert steps == {"full": 2, 5: 6, 1: 24}  # per epoch: 1, ceil(12 / 5) = 3, 12
