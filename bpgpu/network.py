@@ -88,17 +88,17 @@ class Network:
         """List of ``(W, b)`` per layer on the device; ``W`` has shape (n_in, n_out), ``b`` (n_out,)
         or ``None`` without bias. Training replaces these arrays (it does not write into them
         on every backend), so read ``weights`` again after training."""
-        return list(self._weights)
+        return self.unflatten(self._params)
 
     @property
     def params(self):
         """The parameters as one flat list ``[W1, b1, W2, b2, ...]`` (biases only if present)."""
-        return [p for pair in self._weights for p in pair if p is not None]
+        return list(self._params)
 
     def replace_params(self, params):
         """Make ``params`` (a flat list as in :attr:`params`, device arrays of the right shapes
         and dtype — a training step's output) the network's parameters, without copy or check."""
-        self._weights = self.unflatten(params)
+        self._params = list(params)
 
     def unflatten(self, params):
         """A flat parameter list as ``[(W, b), ...]`` pairs (``b`` is ``None`` without bias)."""
@@ -111,7 +111,8 @@ class Network:
         device, after checking their shapes. A :class:`bpgpu.Trainer` made earlier trains the
         new weights."""
         with self.backend.context():
-            self._weights = self._checked_copies(list(pairs))
+            self._params = [p for pair in self._checked_copies(list(pairs)) for p in pair
+                            if p is not None]
 
     def _checked_copies(self, pairs):
         if len(pairs) != len(self.sizes) - 1:
@@ -138,9 +139,10 @@ class Network:
     def forward_pass(self, X, params=None):
         """All activations ``[X, y_1, ..., y_L]`` of device inputs X (n, sizes[0]) under
         ``params`` (a flat list as in :attr:`params`; default the network's own)."""
-        weights = self._weights if params is None else self.unflatten(params)
-        acts, ops, last = [X], self.ops, len(weights) - 1
-        for i, (W, b) in enumerate(weights):
+        p = self._params if params is None else params
+        acts, ops, last, k = [X], self.ops, len(self.sizes) - 2, 2 if self.bias else 1
+        for i in range(last + 1):
+            W, b = p[k * i], p[k * i + 1] if self.bias else None
             f = self.output if i == last else self.activation
             if ops is None:
                 z = acts[-1] @ W
@@ -152,13 +154,12 @@ class Network:
     def backward_pass(self, acts, T, params=None):
         """The deltas ``[δ_1, ..., δ_L]`` and gradients ``[(∂E/∂W, ∂E/∂b), ...]`` of the
         batch-mean loss, from a forward pass's activations and device targets T (n, sizes[-1])."""
-        weights = self._weights if params is None else self.unflatten(params)
-        ops = self.ops
+        p, ops, k = self._params if params is None else params, self.ops, 2 if self.bias else 1
         delta = losses.output_delta(self.loss, self.output, acts[-1], T, ops)
         deltas, grads = [delta], []
-        for i in range(len(weights) - 1, -1, -1):
-            W, b = weights[i]
-            db = None if b is None else (
+        for i in range(len(self.sizes) - 2, -1, -1):
+            W = p[k * i]
+            db = None if not self.bias else (
                 self.xp.sum(delta, axis=0) if ops is None else ops.column_sum(delta))
             grads.append((acts[i].T @ delta, db))
             if i > 0:
@@ -215,7 +216,7 @@ class Network:
                     device=device, dtype=self.dtype_name, seed=self.seed, bias=self.bias,
                     fused=self.fused)
         other.set_weights([(self.backend.to_host(W), None if b is None else self.backend.to_host(b))
-                           for W, b in self._weights])
+                           for W, b in self.weights])
         other.shuffle_rng.bit_generator.state = self.shuffle_rng.bit_generator.state
         return other
 

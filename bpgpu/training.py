@@ -122,19 +122,19 @@ class Trainer:
         return params, state, loss, hits
 
     def compiled(self, name, fn):
-        """``fn`` compiled by the backend (parameters and state donated), kept per name and
-        optimizer settings, so that a changed learning rate is a new compilation."""
-        settings = sorted((k, v) for k, v in vars(self.opt).items()
-                          if isinstance(v, (int, float, str)))
-        key = (name, type(self.opt), tuple(settings))
-        if key not in self._compiled:
+        """``fn`` compiled by the backend (parameters and state donated), kept per name until the
+        optimizer's settings change (a changed learning rate is a new compilation)."""
+        settings = [v for v in vars(self.opt).values() if isinstance(v, (int, float, str))]
+        settings.append(type(self.opt))
+        entry = self._compiled.get(name)
+        if entry is None or entry[0] != settings:
             be = self.net.backend
-            self._compiled[key] = be.compile(fn, donate=(0, 1))
+            entry = self._compiled[name] = settings, be.compile(fn, donate=(0, 1))
             # A counter (Adam's t) is carried on the device in the parameters' float dtype: exact
             # to 2^24 steps in float32, and its powers then stay in that dtype.
             self.state = {k: be.asarray(v, self.net.dtype) if isinstance(v, (int, float)) else v
                           for k, v in self.state.items()}
-        return self._compiled[key]
+        return entry[1]
 
 
 class StepHook:
