@@ -15,7 +15,9 @@ bpgpu.benchmarks.bench --help``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import signal
 import sys
 import time
 
@@ -30,10 +32,11 @@ from .accounting import (
     resolve_devices,
 )
 from .cases import HostData, reference_weights
-from .envinfo import collect_env, limit_threads, loadavg, peer_labels, tf32_mode
+from .envinfo import collect_env, limit_threads, loadavg, peer_labels
 from .measure import measure_ceilings, measure_group
 from .report import plot, progress, table, write_json
 from .scaling import measure_scaling, mpi_env, mpi_missing, parse_ranks, scaling_table
+from .tf32 import tf32_mode
 from .timing import Method
 
 TIMING = ("warm-up, then interleaved repeats of ~target_s each (every impl in turn), device "
@@ -125,11 +128,34 @@ def main(argv=None) -> int:
         if missing:
             print(f"bpgpu bench: {missing}", file=sys.stderr)
             return 2
-        return _run_distributed(args, todo, _devices(parser, args.devices), ranks)
-    with tf32_mode(args.tf32) as tf32_note:
+        with _stop_on_signals():
+            return _run_distributed(args, todo, _devices(parser, args.devices), ranks)
+    with _stop_on_signals(), tf32_mode(args.tf32) as tf32_note:
         devices = _devices(parser, args.devices)
         with limit_threads(args.threads):
             return _run(args, todo, devices, peers, tf32_note)
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """SIGTERM (what ``timeout`` sends) stops the run as Ctrl-C does: what was measured is
+    printed and written. Signals after the first are ignored, so that the writing finishes."""
+    caught = []
+
+    def stop(signum, frame):
+        if not caught:
+            caught.append(signum)
+            raise KeyboardInterrupt
+
+    try:
+        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: the signals stay as they are
+        old = {}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def _checked_options(args):
@@ -177,10 +203,19 @@ def _run(args, todo, devices, peers, tf32_note):
         print(f"bench: {note}", file=sys.stderr)
     env = collect_env(args, devices, dataclasses.asdict(method)
                       | {"lr": LR, "seed": SEED, "timing": TIMING}, skipped, tf32_note)
-    env["ceilings"] = measure_ceilings([label for specs in groups for _, label in specs],
-                                       args.dtype, args.ceiling_n, method)
+    save = _saver(args, env)
     t0 = time.perf_counter()
-    records, interrupted = _measure_all(todo, groups, env["ceilings"], method, args.dtype)
+    try:
+        env["ceilings"] = measure_ceilings([label for specs in groups for _, label in specs],
+                                           args.dtype, args.ceiling_n, method)
+        save([])
+    except KeyboardInterrupt:
+        print("bench: interrupted while measuring the GEMM ceilings", file=sys.stderr)
+        records, interrupted = [], True
+    else:
+        records, interrupted = _measure_all(todo, groups, env["ceilings"], method, args.dtype,
+                                            save)
+    env["interrupted"] = interrupted
     _finish(args, env, records, table(records), time.perf_counter() - t0)
     if args.plot:
         title = (f"bpgpu bench, {args.dtype}, {env['cpu_model']}, {env['cpu_count']} cores, "
@@ -190,9 +225,21 @@ def _run(args, todo, devices, peers, tf32_note):
     return _exit_code(records, interrupted)
 
 
-def _measure_all(todo, groups, ceilings, method, dtype):
+def _saver(args, env):
+    """``save(records)``: the JSON as measured so far (``env["complete"]`` false), where
+    ``--json`` asks for one; a run cut short still leaves every finished measurement."""
+
+    def save(records):
+        if args.json:
+            write_json(args.json, env | {"complete": False}, records, quiet=True)
+
+    return save
+
+
+def _measure_all(todo, groups, ceilings, method, dtype, save=lambda records: None):
     """:func:`measure_group` for every (net, batch) and group of (impl, device) specs, with a
-    progress line per record. Returns ``(records, interrupted)``: Ctrl-C ends the loop early."""
+    progress line per record and ``save(records)`` after each group. Returns ``(records,
+    interrupted)``: Ctrl-C or SIGTERM ends the loop early."""
     records, weights, t0 = [], {}, time.perf_counter()
     total, n_groups, done_groups = sum(map(len, groups)) * len(todo), len(todo) * len(groups), 0
     try:
@@ -207,6 +254,7 @@ def _measure_all(todo, groups, ceilings, method, dtype):
                 for rec in new:
                     records.append(rec)
                     progress(rec, len(records), total, left)
+                save(records)
     except KeyboardInterrupt:
         print("bench: interrupted; writing what was measured", file=sys.stderr)
         return records, True
@@ -227,6 +275,7 @@ def _run_distributed(args, todo, devices, ranks):
     env["mpi"] = mpi_env()
     t0 = time.perf_counter()
     records, interrupted = measure_scaling(todo, devices, ranks, opts, env["mpi"])
+    env["interrupted"] = interrupted
     _finish(args, env, records, scaling_table(records), time.perf_counter() - t0)
     return _exit_code(records, interrupted)
 
@@ -235,6 +284,7 @@ def _finish(args, env, records, text, wall_s):
     """Print the table ``text``; write the JSON where ``--json`` asks for it."""
     env["loadavg"]["end"] = loadavg()
     env["wall_s"] = round(wall_s, 1)
+    env["complete"] = not env.get("interrupted", False)
     print(text)
     if args.json:
         write_json(args.json, env, records)

@@ -1,5 +1,5 @@
-"""The environment a run measured in (``env`` of the JSON), and the thread and TF32 settings it
-runs under: library versions, CPU model, BLAS pools, TF32 state, device names."""
+"""The environment a run measured in (``env`` of the JSON), and the thread settings it runs under:
+library versions, CPU model, BLAS pools, TF32 state (:mod:`.tf32`), device names, the driver."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import contextlib
 import datetime
 import os
 import platform
+import shutil
+import subprocess
 import sys
+
+from .tf32 import tf32_state
 
 ENV_KEYS = (
     "date", "python", "platform", "versions", "cpu_model", "cpu_count", "devices", "blas",
@@ -54,17 +58,26 @@ def collect_env(args, devices, method, skipped, tf32_note=""):
 
 
 def library_versions():
-    """Versions of bpgpu and of every library a run may use, None where absent."""
+    """Versions of bpgpu and of every library a run may use, None where absent; for the CUDA
+    libraries also the CUDA runtime each was built with (``torch_cuda``, ``cupy_cuda``)."""
     out = {name: _version(dist) for name, dist in (
         ("bpgpu", "bpgpu"), ("numpy", "numpy"), ("torch", "torch"), ("sklearn", "scikit-learn"),
         ("array_api_compat", "array-api-compat"), ("threadpoolctl", "threadpoolctl"),
         ("matplotlib", "matplotlib"))}
     cupy = sys.modules.get("cupy")
     out["cupy"] = getattr(cupy, "__version__", None) if cupy else None
+    if cupy is not None:
+        with contextlib.suppress(Exception):
+            out["cupy_cuda"] = _cuda_version(cupy.cuda.runtime.runtimeGetVersion())
     torch = sys.modules.get("torch")
     if torch is not None:
         out["torch_cuda"] = getattr(torch.version, "cuda", None)
     return out
+
+
+def _cuda_version(number):
+    """CUDA's version integer (``13000``) as text (``"13.0"``)."""
+    return f"{number // 1000}.{number % 1000 // 10}"
 
 
 def _version(dist):
@@ -88,18 +101,6 @@ def blas_info():
             for d in threadpool_info()]
 
 
-def tf32_state(requested, note=""):
-    """Whether TF32 was asked for, and what PyTorch and CuPy are set to."""
-    state = {"requested": bool(requested), "cupy_tf32_env": os.environ.get("CUPY_TF32")}
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        state["torch_cuda_matmul_allow_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32)
-        state["torch_float32_matmul_precision"] = torch.get_float32_matmul_precision()
-    if note:
-        state["note"] = note
-    return state
-
-
 def loadavg():
     """The 1, 5 and 15 minute load averages, or None where the system has none."""
     try:
@@ -109,11 +110,12 @@ def loadavg():
 
 
 def device_names(devices):
-    """``{spec: device name}``, with the NVIDIA driver's view where a CUDA device is measured."""
+    """``{spec: device name}``, with the NVIDIA driver (:func:`nvidia_driver`) where a CUDA
+    device is measured."""
     names = {d: _device_name(d) for d in devices}
     if "cuda" in "".join(devices):
         with contextlib.suppress(Exception):
-            names["nvidia_driver"] = _nvidia_driver()
+            names["nvidia_driver"] = nvidia_driver()
     return names
 
 
@@ -126,11 +128,24 @@ def _device_name(spec):
         return f"unknown ({exc})"
 
 
-def _nvidia_driver():
-    import torch
-
-    return {"torch_cuda": torch.version.cuda,
-            "names": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+def nvidia_driver():
+    """The NVIDIA driver: its release and the GPUs it shows (``nvidia-smi``), and the newest CUDA
+    it runs (``cuda``, from CuPy where loaded). The CUDA runtime each library was built with is
+    a library's, not the driver's: it is in ``versions`` (``torch_cuda``, ``cupy_cuda``)."""
+    out = {}
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        rows = subprocess.run([smi, "--query-gpu=driver_version,name", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=30,
+                              check=True).stdout.splitlines()
+        rows = [[part.strip() for part in row.split(",", 1)] for row in rows if "," in row]
+        out["version"] = rows[0][0] if rows else None
+        out["gpus"] = [name for _, name in rows]
+    cupy = sys.modules.get("cupy")
+    if cupy is not None:
+        with contextlib.suppress(Exception):
+            out["cuda"] = _cuda_version(cupy.cuda.runtime.driverGetVersion())
+    return out
 
 
 def try_import(name):
@@ -162,30 +177,6 @@ def limit_threads(n):
         finally:
             if torch is not None and n is not None:
                 torch.set_num_threads(old)
-
-
-@contextlib.contextmanager
-def tf32_mode(enabled):
-    """TF32 on or off for PyTorch CUDA (restored afterwards); CuPy reads CUPY_TF32 at import.
-
-    Yields a note, empty unless CuPy was imported before its TF32 state could be set.
-    """
-    note = ""
-    if "cupy" not in sys.modules:
-        os.environ["CUPY_TF32"] = "1" if enabled else "0"
-    elif os.environ.get("CUPY_TF32", "0") != ("1" if enabled else "0"):
-        note = "CuPy was imported before bench set CUPY_TF32; its TF32 state is the env's"
-    torch = try_import("torch") if enabled else sys.modules.get("torch")
-    old = None
-    if torch is not None:
-        old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
-        torch.backends.cudnn.allow_tf32 = bool(enabled) or old[1]
-    try:
-        yield note
-    finally:
-        if torch is not None:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
 def peer_labels(hw, peers, skipped):

@@ -1,4 +1,5 @@
-"""Peak memory of one training step, read the way each library allows, and freeing a case."""
+"""Peak memory of one training step, read the way each library allows (memory in use, on every
+library), and freeing a case."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import numpy as np
 
 
 class PeakMeter:
-    """High-water mark above a baseline: tracemalloc (NumPy), PyTorch CUDA, or CuPy's pool.
+    """High-water mark above a baseline: tracemalloc (NumPy), PyTorch CUDA, or CuPy.
 
-    ``kind`` is the case's ``memory``; for None every reading is None.
+    On a GPU the mark is of memory *in use* (allocated to arrays), as PyTorch's
+    ``max_memory_allocated`` gives it; CuPy's pool keeps no such mark, so a memory hook counts
+    its allocations and frees. (The pool's ``total_bytes`` would include the free blocks it keeps
+    cached, which PyTorch's figure leaves out.) ``kind`` is the case's ``memory``; for None every
+    reading is None.
     """
 
     def __init__(self, case):
@@ -25,6 +30,7 @@ class PeakMeter:
             import cupy
 
             self.cupy, self.index = cupy, int(case.hardware.split(":")[1])
+            self.hook = _cupy_in_use_hook(cupy, self.index)
         self._started = False
 
     def start(self):
@@ -41,9 +47,8 @@ class PeakMeter:
         elif self.kind == "cupy":
             with self.cupy.cuda.Device(self.index):
                 self.cupy.cuda.Device(self.index).synchronize()
-                pool = self.cupy.get_default_memory_pool()
-                pool.free_all_blocks()
-                self.base = pool.used_bytes()
+                self.base = self.cupy.get_default_memory_pool().used_bytes()
+            self.hook.start(self.base)
 
     def reset(self):
         """Forget the peak so far: called between the warm-up step and the measured step."""
@@ -52,8 +57,7 @@ class PeakMeter:
         elif self.kind == "torch-cuda":
             self.torch.cuda.reset_peak_memory_stats(self.dev)
         elif self.kind == "cupy":
-            with self.cupy.cuda.Device(self.index):
-                self.cupy.get_default_memory_pool().free_all_blocks()
+            self.hook.peak = self.hook.in_use
 
     def peak(self):
         """Bytes above the baseline at the high-water mark since :meth:`reset`, or None."""
@@ -62,15 +66,45 @@ class PeakMeter:
         if self.kind == "torch-cuda":
             return self.torch.cuda.max_memory_allocated(self.dev) - self.base
         if self.kind == "cupy":
-            with self.cupy.cuda.Device(self.index):
-                return self.cupy.get_default_memory_pool().total_bytes() - self.base
+            return self.hook.peak - self.base
         return None
 
     def stop(self):
-        """Stop tracemalloc if :meth:`start` started it."""
+        """Stop tracemalloc if :meth:`start` started it, and CuPy's hook."""
         if self._started:
             tracemalloc.stop()
             self._started = False
+        if self.kind == "cupy":
+            self.hook.stop()
+
+
+def _cupy_in_use_hook(cupy, index):
+    """A CuPy memory hook that keeps the bytes in use on device ``index`` and their peak."""
+
+    class InUse(cupy.cuda.MemoryHook):
+        entered = False
+
+        def start(self, in_use):
+            self.name = f"bpgpu-bench-in-use-{id(self)}"  # hooks are kept by name
+            self.in_use = self.peak = in_use
+            self.__enter__()
+            self.entered = True
+
+        def stop(self):
+            if self.entered:
+                self.__exit__(None, None, None)
+                self.entered = False
+
+        def malloc_postprocess(self, **kw):
+            if kw["device_id"] == index and kw["mem_ptr"]:
+                self.in_use += kw["mem_size"]
+                self.peak = max(self.peak, self.in_use)
+
+        def free_postprocess(self, **kw):
+            if kw["device_id"] == index:
+                self.in_use -= kw["mem_size"]
+
+    return InUse()
 
 
 _WARMED = set()

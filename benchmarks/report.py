@@ -101,13 +101,20 @@ def progress(rec, done, total, left):
           f"{rec['device']:<12} {what}  (~{fmt_s(left)} left)", file=sys.stderr, flush=True)
 
 
-def write_json(path, env, records):
-    """Write ``{"env": env, "records": records}`` to ``path``, making its folder if need be."""
+def write_json(path, env, records, quiet=False):
+    """Write ``{"env": env, "records": records}`` to ``path``, making its folder if need be.
+
+    The file is replaced in one step (written beside it, then renamed), so a run stopped while
+    writing leaves the previous complete file, never half of one.
+    """
     mkdir_for(path)
-    with open(path, "w") as f:
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
         json.dump({"env": env, "records": records}, f, indent=1, default=str)
         f.write("\n")
-    print(f"bench: wrote {path}", file=sys.stderr)
+    os.replace(tmp, path)
+    if not quiet:
+        print(f"bench: wrote {path}", file=sys.stderr)
 
 
 def mkdir_for(path):

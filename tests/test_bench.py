@@ -2,11 +2,28 @@
 work, and the shape of the JSON a run writes. No assertion here depends on how fast anything ran.
 """
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
 
 import numpy as np
 import pytest
-from bpgpu.benchmarks import accounting, bench, cases, envinfo, measure, report, timing
+from bpgpu.benchmarks import (
+    accounting,
+    bench,
+    cases,
+    envinfo,
+    measure,
+    memory,
+    report,
+    tf32,
+    timing,
+)
 
 MNIST = [784, 1024, 1024, 10]
 
@@ -186,3 +203,165 @@ def test_table_ratios_per_hardware_and_gpu_over_cpu():
     assert rows["cuda:0"][9:13] == ["2.00", "-", "-", "10.00"]
     assert accounting.hardware_of("torch:cuda:1") == "cuda:1"
     assert accounting.hardware_of("strict") == "cpu"
+
+
+# -- a run cut short keeps what it measured ------------------------------------------------------
+
+def test_sigterm_ends_the_run_with_every_finished_measurement_written(tmp_path):
+    out = tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "bpgpu.benchmarks.bench", "--devices", "cpu", "--nets", "4,8,3",
+           "--batch-sizes", "8,16,32,64,128,256,512,1024", "--repeats", "40", "--peers", "none",
+           "--target-s", "0.05", "--ceiling-n", "64", "--settle-s", "0", "--json", str(out)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and json.loads(out.read_text())["records"]):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        partial = json.loads(out.read_text())  # written as measured, before the run ends
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert partial["env"]["complete"] is False
+    doc = json.loads(out.read_text())
+    assert doc["env"]["interrupted"] is True and doc["env"]["complete"] is False
+    assert 1 <= len(doc["records"]) < 8 and all(r["error"] is None for r in doc["records"])
+    assert "interrupted; writing what was measured" in stderr
+    assert "4-8-3" in stdout  # the table of what was measured
+
+
+def test_a_complete_run_says_so(tmp_path):
+    out = tmp_path / "r.json"
+    assert bench.main([*TINY, "--peers", "none", "--json", str(out)]) == 0
+    env = json.loads(out.read_text())["env"]
+    assert env["complete"] is True and env["interrupted"] is False
+    assert not (tmp_path / "r.json.tmp").exists()
+
+
+# -- TF32, the driver, and CuPy's memory, read without a GPU -------------------------------------
+
+def test_tf32_uses_pytorchs_current_api_and_restores_it(monkeypatch):
+    torch = pytest.importorskip("torch")
+    if not isinstance(getattr(torch.backends.cuda.matmul, "fp32_precision", None), str):
+        pytest.skip("this PyTorch predates torch.backends.cuda.matmul.fp32_precision")
+
+    def legacy(*args):
+        raise AssertionError("the deprecated allow_tf32 flag was used")
+
+    monkeypatch.setattr(torch._C, "_set_cublas_allow_tf32", legacy)
+    monkeypatch.setattr(torch._C, "_get_cublas_allow_tf32", legacy)
+    before = torch.backends.cuda.matmul.fp32_precision
+    with tf32.tf32_mode(True) as note:
+        assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+        assert tf32.tf32_state(True, note)["torch_float32_matmul"] == "tf32"
+    assert torch.backends.cuda.matmul.fp32_precision == before
+    with tf32.tf32_mode(False):
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert torch.backends.cuda.matmul.fp32_precision == before
+
+
+def _fake_cupy(monkeypatch, **attrs):
+    """A stand-in ``cupy`` module in sys.modules (the tests run without CuPy)."""
+    cupy = types.ModuleType("cupy")
+    cupy.__dict__.update(attrs)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    return cupy
+
+
+def _fake_cupy_linalg(monkeypatch):
+    """CuPy's compute-type bookkeeping as ``cupy/_core/_routines_linalg.pyx`` keeps it."""
+    linalg = types.ModuleType("cupy._core._routines_linalg")
+    linalg.COMPUTE_TYPE_TBD, linalg.COMPUTE_TYPE_DEFAULT, linalg.COMPUTE_TYPE_TF32 = 0, 1, 7
+    kept = {"float32": 0}
+
+    def get_compute_type(dtype):
+        if kept[dtype] == 0:  # read CUPY_TF32 once, at the first float32 product, and keep it
+            kept[dtype] = 7 if int(os.environ.get("CUPY_TF32", "0")) > 0 else 1
+        return kept[dtype]
+
+    linalg.get_compute_type = get_compute_type
+    linalg.set_compute_type = kept.__setitem__
+    linalg.compute_type_to_str = {1: "COMPUTE_TYPE_DEFAULT", 7: "COMPUTE_TYPE_TF32"}.get
+    core = types.ModuleType("cupy._core")
+    core._routines_linalg = linalg
+    _fake_cupy(monkeypatch, _core=core)
+    monkeypatch.setitem(sys.modules, "cupy._core", core)
+    monkeypatch.setitem(sys.modules, "cupy._core._routines_linalg", linalg)
+    return kept
+
+
+def test_tf32_reaches_cupy_after_its_first_float32_product(monkeypatch):
+    monkeypatch.delenv("CUPY_TF32", raising=False)
+    kept = _fake_cupy_linalg(monkeypatch)
+    kept["float32"] = 1  # a float32 product already ran: CUPY_TF32 alone would change nothing
+    with tf32.tf32_mode(True) as note:
+        assert note == "" and kept["float32"] == 7 and os.environ["CUPY_TF32"] == "1"
+        assert tf32.tf32_state(True)["cupy_float32_compute_type"] == "COMPUTE_TYPE_TF32"
+    assert kept["float32"] == 1 and "CUPY_TF32" not in os.environ
+
+
+def test_the_driver_is_read_from_nvidia_smi_not_from_a_library(tmp_path, monkeypatch):
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho '580.159.03, NVIDIA H200'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path), prepend=os.pathsep)
+    runtime = types.SimpleNamespace(driverGetVersion=lambda: 13000)
+    _fake_cupy(monkeypatch, cuda=types.SimpleNamespace(runtime=runtime))
+    assert envinfo.nvidia_driver() == {"version": "580.159.03", "gpus": ["NVIDIA H200"],
+                                       "cuda": "13.0"}
+
+
+class _Pool:
+    """CuPy's pool as the meter sees it: bytes in use, bytes cached, and the hooks it calls."""
+
+    def __init__(self, hooks, in_use):
+        self.hooks, self.in_use, self.cached = hooks, in_use, 0
+
+    def used_bytes(self):
+        return self.in_use
+
+    def total_bytes(self):
+        return self.in_use + self.cached
+
+    def malloc(self, n):
+        self.in_use += n
+        for h in list(self.hooks):
+            h.malloc_postprocess(device_id=0, size=n, mem_size=n, mem_ptr=1, pmem_id=1)
+
+    def free(self, n):
+        self.in_use, self.cached = self.in_use - n, self.cached + n
+        for h in list(self.hooks):
+            h.free_postprocess(device_id=0, mem_size=n, mem_ptr=1, pmem_id=1)
+
+
+def test_cupy_peak_is_memory_in_use_not_the_pools_cache(monkeypatch):
+    hooks = []
+
+    class MemoryHook:
+        def __enter__(self):
+            hooks.append(self)
+
+        def __exit__(self, *exc):
+            hooks.remove(self)
+
+    class Device(contextlib.nullcontext):
+        def synchronize(self):
+            pass
+
+    pool = _Pool(hooks, in_use=100)  # held before the case is built: not counted
+    _fake_cupy(monkeypatch, get_default_memory_pool=lambda: pool,
+               cuda=types.SimpleNamespace(MemoryHook=MemoryHook, Device=Device))
+    meter = memory.PeakMeter(types.SimpleNamespace(memory="cupy", hardware="cuda:0"))
+    meter.start()
+    pool.malloc(1000)  # the warm-up step
+    pool.free(1000)
+    meter.reset()
+    for n in (400, 300):
+        pool.malloc(n)
+    pool.free(400)
+    pool.malloc(200)
+    pool.free(300)
+    pool.free(200)
+    assert meter.peak() == 700  # in use at once, above the baseline
+    assert pool.total_bytes() - 100 == 1900  # what the pool's reserved total would have said
+    meter.stop()
+    assert hooks == []
