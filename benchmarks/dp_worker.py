@@ -71,14 +71,15 @@ class RanksMeter(CpuMeter):
 
 def rank_device(label, comm):
     """This rank's device: the CPU is shared; on GPUs rank r of a host takes the r-th GPU from
-    the one named (``cuda:0`` → ``cuda:0``, ``cuda:1``, …)."""
+    the one named, wrapping around the GPUs it sees (``cuda:0`` → ``cuda:0``, ``cuda:1``, …;
+    see :func:`bpgpu.distributed.rank_gpu`)."""
     hw = hardware_of(label)
     if hw == "cpu":
         return label
-    from bpgpu.distributed import local_rank
+    from bpgpu.distributed import rank_gpu
 
     prefix = "torch:cuda" if label.startswith("torch") else "cuda"
-    return f"{prefix}:{int(hw.split(':')[1]) + local_rank(comm)}"
+    return rank_gpu(comm, prefix, first=int(hw.split(":")[1]))
 
 
 def measure(args, comm):

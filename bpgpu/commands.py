@@ -112,14 +112,15 @@ def _mpi_world():
 
 
 def _rank_backend(spec, comm):
-    """The device for this process: under MPI, a bare GPU spec means ``cuda:{local rank}``."""
+    """The device for this process: under MPI, a bare GPU spec means this rank's GPU among
+    those it sees (:func:`bpgpu.distributed.rank_gpu`); a spec with an index is taken as is."""
     backend = get_backend(spec)
     if comm is None or not backend.is_gpu or ":" in (spec or "").replace("torch:cuda", ""):
         return backend
-    from .distributed import local_rank
+    from .distributed import rank_gpu
 
     prefix = "torch:cuda" if backend.library == "torch" else "cuda"
-    return get_backend(f"{prefix}:{local_rank(comm)}")
+    return get_backend(rank_gpu(comm, prefix))
 
 
 def _finish(args, net, summary):

@@ -6,13 +6,16 @@ each rank computes the gradients of its shard's mean loss, and one all-reduce pe
 gradients flattened into a single buffer, with the shard's row count appended — turns them into
 the gradient of the global batch's mean loss. Every rank then applies the same update, so the
 weights stay identical on all ranks. MPI (mpi4py) carries control and, by default, the all-reduce
-on host buffers; on CuPy devices the all-reduce goes through NCCL when CuPy has it.
+on host buffers; on CuPy devices the all-reduce goes through NCCL when every rank has CuPy's NCCL
+and a GPU of its own (NCCL refuses two ranks on one device).
 """
 
 from __future__ import annotations
 
 import math
+import socket
 import sys
+import warnings
 
 import numpy as np
 from array_api_compat import device
@@ -31,13 +34,14 @@ class DataParallel:
     def __init__(self, comm, backend):
         self.comm, self.backend = comm, backend
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        nccl = _nccl_for(backend)
+        nccl = _nccl_for_all(comm, backend)
         self._nccl = _nccl_communicator(comm, backend, nccl) if nccl is not None else None
         self.path = "nccl" if self._nccl is not None else "mpi-host"
 
     @staticmethod
     def path_for(backend):
-        """Which all-reduce path a backend would take: ``"nccl"`` or ``"mpi-host"``."""
+        """Which all-reduce path a backend would take when every rank has a GPU of its own:
+        ``"nccl"`` or ``"mpi-host"``."""
         return "nccl" if _nccl_for(backend) is not None else "mpi-host"
 
     def shard(self, start, stop):
@@ -87,10 +91,45 @@ class DataParallel:
 
 
 def local_rank(comm):
-    """This process's index among the ranks on its own host (to pick ``cuda:{local_rank}``)."""
+    """This process's index among the ranks on its own host."""
     from mpi4py import MPI
 
-    return comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+    host = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return host.Get_rank()
+    finally:
+        host.Free()
+
+
+def rank_gpu(comm, prefix, first=0):
+    """The GPU spec for this rank: ``f"{prefix}:{(first + local rank) % visible GPUs}"``.
+
+    The ranks of a host take the GPUs this process sees in turn, wrapping around: with more
+    ranks than GPUs some ranks share one (their all-reduce then goes through MPI, since NCCL
+    refuses two ranks on one device), and under a launcher that gives each rank its own
+    ``CUDA_VISIBLE_DEVICES``, each rank sees one GPU and takes ``f"{prefix}:0"``.
+
+    Parameters
+    ----------
+    comm : mpi4py communicator
+    prefix : {"cuda", "torch:cuda"}
+    first : int
+        The GPU the host's first rank takes.
+    """
+    return f"{prefix}:{(first + local_rank(comm)) % max(_visible_gpus(prefix), 1)}"
+
+
+def _visible_gpus(prefix, most=1024):
+    """How many devices ``f"{prefix}:N"`` this process can open (N = 0, 1, ...)."""
+    from .errors import DeviceUnavailableError
+    from .registry import get_backend
+
+    for n in range(most):
+        try:
+            get_backend(f"{prefix}:{n}")
+        except DeviceUnavailableError:
+            return n
+    return most
 
 
 def _nccl_for(backend):
@@ -98,10 +137,42 @@ def _nccl_for(backend):
     if backend.library != "cupy":
         return None
     try:
-        from cupy.cuda import nccl
-    except ImportError:
+        with warnings.catch_warnings():
+            # CuPy warns when libnccl cannot be loaded; under warnings-as-errors that warning
+            # would be raised from the import, and it only means that NCCL is not there.
+            warnings.simplefilter("ignore")
+            from cupy.cuda import nccl
+    except Exception:  # ImportError, or a broken CUDA or NCCL install
         return None
-    return nccl if nccl.available else None
+    return nccl if getattr(nccl, "available", False) else None
+
+
+def _nccl_for_all(comm, backend):
+    """NCCL when every rank has it and a GPU of its own, else ``None`` (MPI on host buffers).
+
+    Collective for CuPy backends: every rank states its host, its GPU and whether it has NCCL.
+    """
+    if backend.library != "cupy":
+        return None
+    nccl = _nccl_for(backend)
+    mine = (nccl is not None, socket.gethostname(), _gpu_id(backend))
+    everyone = comm.allgather(mine)
+    if not all(has for has, *_ in everyone):
+        return None
+    if len({tuple(where) for _, *where in everyone}) < len(everyone):
+        return None  # two ranks on one GPU: NCCL would refuse to start
+    return nccl
+
+
+def _gpu_id(backend):
+    """The PCI bus id of a CuPy backend's GPU: the same GPU has the same id in every process on
+    a host, whatever ``CUDA_VISIBLE_DEVICES`` each process was given."""
+    import cupy
+
+    try:
+        return cupy.cuda.runtime.deviceGetPCIBusId(backend.device.id)
+    except Exception:
+        return f"device {backend.device.id}"
 
 
 def _nccl_communicator(comm, backend, nccl):

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -104,3 +105,121 @@ def test_cli_distributed_reports_ranks_and_path(tmp_path):
     summary = json.loads(lines[0])
     assert summary["ranks"] == 2 and summary["allreduce"] == "mpi-host"
     assert bpgpu.load(model).sizes == [64, 32, 10]
+
+
+# -- which GPU a rank takes, and when NCCL carries the all-reduce (no GPU needed) ---------------
+
+class _Host:
+    def __init__(self, rank):
+        self.rank, self.freed = rank, False
+
+    def Get_rank(self):
+        return self.rank
+
+    def Free(self):
+        self.freed = True
+
+
+class _Comm:
+    """A stand-in communicator: its host split and the other ranks' allgather answers."""
+
+    def __init__(self, local=0, others=()):
+        self.local, self.others, self.hosts = local, list(others), []
+
+    def Split_type(self, kind):
+        self.hosts.append(_Host(self.local))
+        return self.hosts[-1]
+
+    def allgather(self, mine):
+        return [mine, *self.others]
+
+
+def test_local_rank_frees_the_host_communicator_it_makes():
+    from bpgpu.distributed import local_rank
+
+    comm = _Comm(local=1)
+    assert local_rank(comm) == 1
+    assert [h.freed for h in comm.hosts] == [True]
+
+
+@pytest.mark.parametrize("local,first,visible,want", [
+    (0, 0, 2, "cuda:0"), (1, 0, 2, "cuda:1"),
+    (2, 0, 2, "cuda:0"),  # more ranks than GPUs: wrap around
+    (1, 0, 1, "cuda:0"),  # one GPU, or CUDA_VISIBLE_DEVICES set per rank by the launcher
+    (1, 1, 2, "cuda:0"),  # bench: from the GPU named, wrapping around
+])
+def test_rank_gpu_wraps_around_the_visible_gpus(monkeypatch, local, first, visible, want):
+    from bpgpu import distributed
+
+    monkeypatch.setattr(distributed, "_visible_gpus", lambda prefix: visible)
+    assert distributed.rank_gpu(_Comm(local=local), "cuda", first=first) == want
+
+
+def test_visible_gpus_counts_the_devices_a_spec_opens(monkeypatch):
+    from bpgpu import distributed, registry
+
+    def get_backend(spec):
+        if int(spec.rsplit(":", 1)[1]) >= 3:
+            raise bpgpu.DeviceUnavailableError("no such device")
+
+    monkeypatch.setattr(registry, "get_backend", get_backend)
+    assert distributed._visible_gpus("torch:cuda") == 3
+
+
+NCCL_MISSING = """
+import warnings
+warnings.warn("nccl library could not be loaded.")  # what CuPy says when libnccl is missing
+available = False
+"""
+NCCL_PRESENT = "available = True\n"
+
+
+@pytest.fixture
+def fake_cupy(tmp_path, monkeypatch):
+    """A stand-in ``cupy`` package, with ``cupy.cuda.nccl`` from source; forgotten afterwards."""
+    def make(nccl_source):
+        (tmp_path / "cupy" / "cuda").mkdir(parents=True)
+        (tmp_path / "cupy" / "__init__.py").write_text("")
+        (tmp_path / "cupy" / "cuda" / "__init__.py").write_text(
+            "from types import SimpleNamespace\n"
+            "runtime = SimpleNamespace(deviceGetPCIBusId=lambda i: f'0000:{i:02x}:00.0')\n")
+        (tmp_path / "cupy" / "cuda" / "nccl.py").write_text(nccl_source)
+        monkeypatch.syspath_prepend(str(tmp_path))
+
+    before = set(sys.modules)
+    yield make
+    for name in set(sys.modules) - before:
+        if name.split(".")[0] == "cupy":
+            del sys.modules[name]
+
+
+class _CupyBackend:
+    library = "cupy"
+
+    def __init__(self, index=0):
+        self.device = type("Device", (), {"id": index})()
+
+
+def test_a_missing_libnccl_means_no_nccl_even_with_warnings_as_errors(fake_cupy):
+    from bpgpu.distributed import _nccl_for
+
+    fake_cupy(NCCL_MISSING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as pyproject's filterwarnings does in the tests
+        assert _nccl_for(_CupyBackend()) is None
+
+
+def test_nccl_only_when_every_rank_has_it_and_a_gpu_of_its_own(fake_cupy):
+    import socket
+
+    from bpgpu.distributed import _nccl_for_all
+
+    fake_cupy(NCCL_PRESENT)
+    host = socket.gethostname()
+    backend = _CupyBackend(0)
+    assert _nccl_for_all(_Comm(others=[(True, host, "0000:01:00.0")]), backend) is not None
+    assert _nccl_for_all(_Comm(others=[(True, host, "0000:00:00.0")]), backend) is None
+    assert _nccl_for_all(_Comm(others=[(False, host, "0000:01:00.0")]), backend) is None
+    assert _nccl_for_all(_Comm(others=[(True, "other-host", "0000:00:00.0")]),
+                         backend) is not None
+    assert _nccl_for_all(_Comm(), bpgpu.get_backend("cpu")) is None  # no collective at all
