@@ -5,6 +5,8 @@ from __future__ import annotations
 from . import Backend, DeviceStatus
 
 _INSTALL_HINT = "install bpgpu[cuda12] or bpgpu[cuda13]"
+_ALLOCATION_FAILED = ("CUBLAS_STATUS_ALLOC_FAILED", "CUSOLVER_STATUS_ALLOC_FAILED",
+                      "cudaErrorMemoryAllocation")
 
 
 class CupyBackend(Backend):
@@ -35,6 +37,11 @@ class CupyBackend(Backend):
 
     def to_host(self, x):
         return self._cupy.asnumpy(x)
+
+    def is_out_of_memory(self, exc):
+        # The pool raises cupy.cuda.memory.OutOfMemoryError (a MemoryError); cuBLAS, cuSOLVER
+        # and the CUDA runtime report a failed allocation of their own as an error status.
+        return isinstance(exc, MemoryError) or any(s in str(exc) for s in _ALLOCATION_FAILED)
 
     def synchronize(self, *arrays):
         self.device.synchronize()

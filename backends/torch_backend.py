@@ -5,6 +5,9 @@ from __future__ import annotations
 from . import Backend, DeviceStatus
 from .torch_ops import TorchOps
 
+_ALLOCATION_FAILED = ("CUBLAS_STATUS_ALLOC_FAILED", "CUSOLVER_STATUS_ALLOC_FAILED",
+                      "CUDA error: out of memory")
+
 
 class TorchBackend(Backend):
     library = "torch"
@@ -37,7 +40,10 @@ class TorchBackend(Backend):
         return self._torch.as_tensor(host, dtype=dtype, device=self.device)
 
     def is_out_of_memory(self, exc):
-        return isinstance(exc, (MemoryError, self._torch.cuda.OutOfMemoryError))
+        # The caching allocator raises torch.cuda.OutOfMemoryError; cuBLAS and other CUDA
+        # libraries report a failed allocation of their own as a RuntimeError naming the status.
+        return (isinstance(exc, (MemoryError, self._torch.cuda.OutOfMemoryError))
+                or any(s in str(exc) for s in _ALLOCATION_FAILED))
 
     def synchronize(self, *arrays):
         if self.is_gpu:

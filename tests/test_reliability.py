@@ -1,5 +1,6 @@
 """Bad input, divergence, interrupted runs and hostile model files: clear errors, nothing lost."""
 
+import copy
 import json
 import os
 import signal
@@ -165,15 +166,89 @@ def test_out_of_memory_names_the_batch_size(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_absurd_batch_on_the_gpu_is_a_clear_error():
+@pytest.mark.parametrize("spec", ["cuda", "torch:cuda"])
+def test_absurd_batch_on_the_gpu_is_a_clear_error(spec):
     try:
-        net = bpgpu.MLP([4096, 4096, 10], device="cuda")
+        net = bpgpu.MLP([4096, 4096, 10], device=spec)
     except bpgpu.DeviceUnavailableError as exc:
         pytest.skip(str(exc))
-    X = net.backend.asarray(np.zeros((1, 4096)), "float32")
-    huge = net.xp.broadcast_to(X, (2_000_000, 4096))
-    with pytest.raises(bpgpu.DeviceOutOfMemory, match="batch"):
-        net.fit(huge, np.zeros(2_000_000, dtype=np.int64), batch_size="full")
+    # Rows enough that the first layer's output alone (rows × 4096 float32) is 1.5 times the
+    # card: no allocator retry or cache release can make room for it, on a card of any size.
+    rows = int(1.5 * net.backend.status().memory_bytes) // (4096 * 4) + 1
+    X = net.xp.broadcast_to(net.backend.asarray(np.ones((1, 4096)), "float32"), (rows, 4096))
+    try:
+        with pytest.raises(bpgpu.DeviceOutOfMemory, match="the whole set"):
+            net.fit(X, np.zeros(rows, dtype=np.int64), epochs=1, batch_size="full")
+    finally:
+        del X, net
+        _release_gpu_memory(spec)
+
+
+def _release_gpu_memory(spec):
+    """Hand what the allocators keep cached back to the device, for the tests that follow."""
+    import gc
+
+    gc.collect()
+    if spec.startswith("torch"):
+        import torch
+
+        torch.cuda.empty_cache()
+    else:
+        import cupy
+
+        cupy.get_default_memory_pool().free_all_blocks()
+
+
+LIBRARY_ALLOCATION_FAILURES = [
+    # CuPy's CUBLASError: its message is the status name (cupy_backends/cuda/libs/cublas.pyx).
+    ("cuda", type("CUBLASError", (RuntimeError,), {})("CUBLAS_STATUS_ALLOC_FAILED")),
+    ("cuda", RuntimeError("cudaErrorMemoryAllocation: out of memory")),
+    ("torch:cpu", RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling "
+                               "`cublasCreate(handle)`")),
+    ("torch:cpu", RuntimeError("CUDA error: out of memory")),
+]
+
+
+@pytest.mark.parametrize("spec,exc", LIBRARY_ALLOCATION_FAILURES)
+def test_a_cuda_library_that_cannot_allocate_is_out_of_memory(spec, exc):
+    backend = _backend_class(spec)
+    assert backend.is_out_of_memory(exc)
+    assert backend.is_out_of_memory(MemoryError("pool exhausted"))
+    assert not backend.is_out_of_memory(RuntimeError("CUBLAS_STATUS_INVALID_VALUE"))
+    assert not backend.is_out_of_memory(ValueError("bad shape"))
+
+
+def _backend_class(spec):
+    """A backend for ``spec``, or (CuPy, without a GPU) an instance of its class unconstructed:
+    ``is_out_of_memory`` reads nothing from the device."""
+    if spec == "cuda":
+        from bpgpu.backends.cupy_backend import CupyBackend
+
+        return object.__new__(CupyBackend)
+    try:
+        return bpgpu.get_backend(spec)
+    except bpgpu.DeviceUnavailableError as exc:
+        pytest.skip(str(exc))
+
+
+def test_a_cublas_allocation_failure_in_fit_names_the_batch_size():
+    backend = _backend_class("torch:cpu")
+
+    class NoWorkspace(type(backend)):
+        failing = False
+
+        def asarray(self, x, dtype=None):
+            if self.failing:
+                raise RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling "
+                                   "`cublasCreate(handle)`")
+            return super().asarray(x, dtype)
+
+    failing = copy.copy(backend)
+    failing.__class__ = NoWorkspace
+    net = bpgpu.MLP([4, 5, 3], device=failing)
+    failing.failing = True
+    with pytest.raises(bpgpu.DeviceOutOfMemory, match="batch_size=8: lower the batch size"):
+        net.fit(X4, Y3, batch_size=8)
 
 
 # -- checkpoints and resume ---------------------------------------------------------------------
