@@ -72,6 +72,8 @@ class DataParallel:
         from mpi4py import MPI
 
         host = np.ascontiguousarray(self.backend.to_host(flat))
+        if not host.flags.writeable:  # JAX hands out read-only host views
+            host = host.copy()
         self.comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
         return self.backend.asarray(host)
 

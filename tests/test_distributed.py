@@ -62,7 +62,7 @@ def _single(batch, optimizer):
 
 @pytest.mark.parametrize("batch,optimizer,device", [
     (8, "sgd", "cpu"), (7, "adam", "cpu"), (1, "momentum", "cpu"), ("full", "sgd", "cpu"),
-    (7, "momentum", "torch:cpu"), (7, "adam", "strict")])
+    (7, "momentum", "torch:cpu"), (7, "adam", "strict"), (7, "adam", "jax:cpu")])
 def test_two_ranks_match_one_rank(tmp_path, batch, optimizer, device):
     try:
         bpgpu.get_backend(device)
