@@ -23,7 +23,7 @@ QUICK_BATCHES = {
 }
 CUSTOM_BATCHES = [64, 512, 4096]  # for nets given as explicit layer widths
 CUSTOM_QUICK_BATCHES = [64, 512]
-PEERS = ("torch", "sklearn", "raw")
+PEERS = ("torch", "sklearn", "raw", "jax")
 DTYPES = ("float32", "float64")
 LR = 0.1
 SEED = 0
@@ -248,9 +248,11 @@ def resolve_devices(text):
 
 
 def hardware_of(label):
-    """The hardware a device label runs on: ``cpu`` or ``cuda:N``."""
-    if label.startswith("torch:cuda"):
-        return "cuda:" + (label.split(":")[2] if label.count(":") == 2 else "0")
+    """The hardware a device label runs on: ``cpu``, ``cuda:N`` or ``tpu:N``."""
+    for prefix in ("torch:cuda", "jax:cuda", "jax:gpu", "jax:tpu"):
+        if label.startswith(prefix):
+            kind = "tpu" if prefix == "jax:tpu" else "cuda"
+            return f"{kind}:" + (label.split(":")[2] if label.count(":") == 2 else "0")
     if label.startswith("cuda"):
         return label if ":" in label else "cuda:0"
     return "cpu"

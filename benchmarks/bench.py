@@ -2,9 +2,10 @@
 
 One training step of an MLP (sigmoid hidden layers, softmax output, cross-entropy loss, plain SGD
 with lr 0.1) is timed for every (net, batch size, device), for bpgpu and, on the same hardware,
-the same data and the same initial weights, for its peers (:mod:`.cases`). Each record gives
-samples/s, TFLOP/s, the share of the device's own GEMM rate measured in the same run, the peak
-memory of the step and the memory it cannot do without (:mod:`.accounting`). With
+the same data and the same initial weights, for its peers (:mod:`.cases`); on a device that
+compiles whole epochs (JAX), one epoch of ``fit`` is timed too (records with ``mode`` "epoch").
+Each record gives samples/s, TFLOP/s, the share of the device's own GEMM rate measured in the same
+run, the peak memory of the step and the memory it cannot do without (:mod:`.accounting`). With
 ``--distributed``, the data-parallel scaling of bpgpu's step over MPI ranks (:mod:`.scaling`).
 The method is described in ``benchmarks/README.md`` and design.md §6.
 
@@ -31,7 +32,7 @@ from .accounting import (
     plan,
     resolve_devices,
 )
-from .cases import HostData, reference_weights
+from .cases import HostData, bpgpu_specs, reference_weights
 from .envinfo import collect_env, limit_threads, loadavg, peer_labels
 from .measure import measure_ceilings, measure_group
 from .report import plot, progress, table, write_json
@@ -95,10 +96,10 @@ def _add_what_to_measure(p):
                    help="comma-separated batch sizes for every net (default per net: mnist-mlp "
                         "64,512,4096,32768; digits-mlp 32,256,2048; others 64,512,4096)")
     p.add_argument("--dtype", choices=DTYPES, default="float32")
-    p.add_argument("--peers", default="torch,sklearn,raw", metavar="LIST",
+    p.add_argument("--peers", default="torch,sklearn,raw,jax", metavar="LIST",
                    help="peers to time beside bpgpu, each where installed: torch, sklearn (CPU "
-                        "only), raw (hand-written NumPy/CuPy); 'none' for none "
-                        "(default: torch,sklearn,raw)")
+                        "only), raw (hand-written NumPy/CuPy), jax (jax.grad + jax.jit); 'none' "
+                        "for none (default: torch,sklearn,raw,jax)")
     p.add_argument("--repeats", type=int, metavar="N",
                    help="timed repeats per measurement, the median is reported (default 5; 3 "
                         "with --quick)")
@@ -197,7 +198,8 @@ def _run(args, todo, devices, peers, tf32_note):
     for d in devices:
         by_hw.setdefault(hardware_of(d), []).append(d)
     skipped = set()
-    groups = [[("bpgpu", d) for d in by_hw[hw]] + peer_labels(hw, peers, skipped)
+    groups = [[spec for d in by_hw[hw] for spec in bpgpu_specs(d)]
+              + peer_labels(hw, peers, skipped)
               for hw in sorted(by_hw, key=lambda h: (h != "cpu", h))]
     for note in sorted(skipped):
         print(f"bench: {note}", file=sys.stderr)

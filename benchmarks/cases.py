@@ -4,7 +4,12 @@ from the same weights on the same data.
 ``torch``    PyTorch eager: ``nn.Sequential`` + autograd + ``optim.SGD`` (CPU, or its CUDA GPU);
 ``sklearn``  scikit-learn's ``MLPClassifier.partial_fit`` with one batch (CPU only);
 ``raw``      the same backprop written by hand on the device library itself (NumPy on the CPU,
-             CuPy on a CUDA GPU), no bpgpu: see :func:`raw_step`.
+             CuPy on a CUDA GPU), no bpgpu: see :func:`raw_step`;
+``jax``      JAX as its users write it: a loss function, ``jax.grad`` and a ``jax.jit`` step.
+
+Every case times one step on a fixed batch (``mode`` "step"), except bpgpu's epoch case on devices
+that compile epochs (``mode`` "epoch"): one epoch of ``fit`` over ``EPOCH_BATCHES`` shuffled
+batches, the last one ragged, so its samples/s counts every row of the epoch.
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ import numpy as np
 from .accounting import LR, SEED, hardware_of
 
 TORCH_CPU_NOTE = "peak_bytes not measured: PyTorch's CPU allocator does not report to tracemalloc"
+JAX_NOTE = "peak_bytes not measured: JAX's allocator does not report to tracemalloc"
+EPOCH_BATCHES, EPOCH_ROWS = 45, 65536
+"""An epoch case's rows: ``EPOCH_BATCHES`` full batches (at batch 32, about digits' training set
+of 1,437 rows), fewer where they would pass ``EPOCH_ROWS`` (but two at least), then a ragged half
+batch."""
 
 
 class HostData:
@@ -102,8 +112,14 @@ class Case:
     """One implementation on one device for one (net, batch): build, step, sync, free."""
 
     impl = "?"
+    mode = "step"
     memory = "tracemalloc"  # how peak_bytes is read: tracemalloc | torch-cuda | cupy | None
     note = ""
+
+    @property
+    def rows(self):
+        """Samples per timed call: the batch, or every row of an epoch."""
+        return self.data.batch
 
     def __init__(self, label, data):
         self.label, self.data = label, data
@@ -142,7 +158,9 @@ class BpgpuCase(Case):
 
         super().__init__(label, data)
         backend = bpgpu.get_backend(label)
-        if backend.is_gpu:
+        if backend.library == "jax":
+            self.memory, self.note = None, JAX_NOTE
+        elif backend.is_gpu:
             self.memory = "torch-cuda" if backend.library == "torch" else "cupy"
         elif backend.library == "torch":
             self.memory, self.note = None, TORCH_CPU_NOTE
@@ -162,11 +180,48 @@ class BpgpuCase(Case):
         self.trainer.step(self.X, self.T)
 
     def sync(self):
-        self.net.backend.synchronize()
+        self.net.backend.synchronize(*self.net.params)
 
     def host_weights(self):
         to_host = self.net.backend.to_host
         return [(to_host(W), to_host(b)) for W, b in self.net.weights]
+
+
+class BpgpuEpochCase(BpgpuCase):
+    """One epoch of ``fit`` (the epoch loop ``fit`` runs, compiled as one call) over shuffled
+    rows (see ``EPOCH_ROWS``); the same net, weights and learning rate."""
+
+    mode = "epoch"
+
+    @property
+    def rows(self):
+        b = self.data.batch
+        return b * max(2, min(EPOCH_BATCHES, EPOCH_ROWS // b)) + b // 2
+
+    def build(self):
+        import bpgpu
+        from bpgpu.training import EpochRunner
+
+        super().build()
+        d, net = self.data, self.net
+        rng = np.random.default_rng([SEED, self.rows, *d.sizes])
+        X = rng.standard_normal((self.rows, d.sizes[0])).astype(d.dtype)
+        y = rng.integers(0, d.sizes[-1], self.rows)
+        trainer = bpgpu.Trainer(net, "sgd", lr=LR, compile="step")
+        self.run = EpochRunner(trainer, net.device_inputs(X), net.device_targets(y, self.rows),
+                               d.batch, shuffle=True, classify=True, mode="epoch")
+
+    def step(self):
+        self.run.epoch()
+
+
+def bpgpu_specs(label):
+    """bpgpu's cases on a device: the step, and the epoch where the device compiles epochs."""
+    import bpgpu
+
+    if "epoch" in bpgpu.get_backend(label).compile_modes:
+        return [("bpgpu", label), ("bpgpu-epoch", label)]
+    return [("bpgpu", label)]
 
 
 class RawCase(Case):
@@ -287,4 +342,53 @@ class SklearnCase(Case):
         return list(zip(self.clf.coefs_, self.clf.intercepts_, strict=True))
 
 
-CASES = {"bpgpu": BpgpuCase, "raw": RawCase, "torch": TorchCase, "sklearn": SklearnCase}
+class JaxCase(Case):
+    impl = "jax"
+    memory, note = None, JAX_NOTE
+
+    def __init__(self, label, data):
+        import jax
+
+        import bpgpu
+
+        super().__init__(label, data)
+        self.jax, self.backend = jax, bpgpu.get_backend(label)
+
+    def build(self):
+        jax, jnp, d = self.jax, self.jax.numpy, self.data
+        put = lambda a: jax.device_put(a.copy(), self.backend.device)  # noqa: E731
+        self.params = [(put(W), put(b)) for W, b in d.weights]
+        self.X, self.T = put(d.X), put(d.T)
+
+        def loss(params, X, T):
+            a = X
+            for W, b in params[:-1]:
+                a = jax.nn.sigmoid(a @ W + b)
+            W, b = params[-1]
+            return -jnp.mean(jnp.sum(T * jax.nn.log_softmax(a @ W + b), axis=1))
+
+        def step(params, X, T):
+            grads = jax.grad(loss)(params, X, T)
+            return [(W - LR * gW, b - LR * gb) for (W, b), (gW, gb) in zip(params, grads)]
+
+        precision = "highest" if self.hardware != "cpu" else None  # no TF32, like the others
+        self._step = jax.jit(step) if precision is None else jax.jit(
+            lambda *a: _with_precision(jax, precision, step, *a))
+
+    def step(self):
+        self.params = self._step(self.params, self.X, self.T)
+
+    def sync(self):
+        self.jax.block_until_ready(self.params)
+
+    def host_weights(self):
+        return [(np.asarray(W), np.asarray(b)) for W, b in self.params]
+
+
+def _with_precision(jax, precision, fn, *args):
+    with jax.default_matmul_precision(precision):
+        return fn(*args)
+
+
+CASES = {"bpgpu": BpgpuCase, "bpgpu-epoch": BpgpuEpochCase, "raw": RawCase, "torch": TorchCase,
+         "sklearn": SklearnCase, "jax": JaxCase}

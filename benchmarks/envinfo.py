@@ -227,4 +227,16 @@ def _cupy_usable():
         return False
 
 
-_PEER_LABELS = {"torch": _torch_label, "sklearn": _sklearn_label, "raw": _raw_label}
+def _jax_label(hw, skipped):
+    import bpgpu
+
+    spec = "jax:cpu" if hw == "cpu" else f"jax:{hw}"
+    try:
+        return bpgpu.get_backend(spec).name
+    except bpgpu.DeviceUnavailableError as exc:
+        skipped.add(f"jax peer skipped on {hw}: {exc}")
+    return None
+
+
+_PEER_LABELS = {"torch": _torch_label, "sklearn": _sklearn_label, "raw": _raw_label,
+                "jax": _jax_label}

@@ -14,7 +14,7 @@ from .memory import probe, release
 from .timing import ceiling_key, gemm_ceiling, median_or_none, spread, time_cases
 
 RECORD_FIELDS = (
-    "net", "sizes", "batch", "device", "hardware", "impl", "dtype",
+    "net", "sizes", "batch", "device", "hardware", "impl", "mode", "rows", "dtype",
     "step_s", "step_s_min", "step_s_max", "samples_per_s", "flops_per_step", "tflops",
     "ceiling_tflops", "pct_of_ceiling", "peak_bytes", "min_bytes", "peak_over_min",
     "repeats", "steps_per_repeat", "spread", "retried", "host_load_other", "samples_s", "loads",
@@ -70,13 +70,14 @@ def measure_group(net, sizes, batch, data, specs, ceilings, method):
     timed = time_cases([c for c in cases if c not in errors], method, errors)
     itemsize = np.dtype(data.dtype).itemsize
     common = {"net": net, "sizes": list(sizes), "batch": batch, "dtype": data.dtype,
-              "flops_per_step": step_flops(sizes, batch),
               "min_bytes": min_bytes(sizes, batch, itemsize)}
     tol = 1e-3 if itemsize == 4 else 1e-8
     out = []
     for case in cases:
         ceiling = ceilings.get(ceiling_key(case.label), {}).get("tflops")
         rec = new_record(**common, device=case.label, hardware=case.hardware, impl=case.impl,
+                         mode=case.mode, rows=case.rows,
+                         flops_per_step=step_flops(sizes, batch) * case.rows // batch,
                          ceiling_tflops=rounded(ceiling, 4), notes=case.note or None)
         if case in errors:
             rec["error"] = _failure(errors[case], batch, case.label)
@@ -110,6 +111,7 @@ def _probe_all(cases, errors):
         except Exception as exc:
             errors[case] = exc
             release(case)
+    weights = {case: w for case, w in weights.items() if case.mode == "step"}  # the same batch
     ref = next((w for case, w in weights.items() if case.impl == "bpgpu"), None)
     diffs = {} if ref is None else {case: weights_diff(w, ref) for case, w in weights.items()}
     return peaks, diffs
@@ -134,7 +136,7 @@ def timing_fields(xs, batch, flops, ceiling=None):
 
 def _measured(timed, rec, ceiling, peak):
     need = rec["min_bytes"]
-    return timing_fields(timed["samples"], rec["batch"], rec["flops_per_step"], ceiling) | {
+    return timing_fields(timed["samples"], rec["rows"], rec["flops_per_step"], ceiling) | {
         "peak_bytes": peak, "peak_over_min": rounded(peak / need, 4) if peak else None,
         "steps_per_repeat": timed["steps"], "retried": timed["retried"],
         "host_load_other": rounded(median_or_none(timed["loads"]), 3),
@@ -160,15 +162,17 @@ def _failure(exc, batch, label):
 
 def _paired_speedups(records):
     """``speedup_vs`` of each bpgpu record: for each peer on the same hardware, the median over
-    repeats of ``t_peer / t_bpgpu`` (the two ran back to back in every repeat, so a slow spell of
-    the machine cancels out better than in a ratio of medians). > 1: bpgpu is faster."""
+    repeats of the peer's seconds per sample over bpgpu's (the two ran back to back in every
+    repeat, so a slow spell of the machine cancels out better than in a ratio of medians).
+    > 1: bpgpu is faster."""
     for rec in records:
         if rec["impl"] != "bpgpu" or not rec["samples_s"]:
             continue
         mine = rec["samples_s"]
         rec["speedup_vs"] = {
-            p["impl"]: rounded(statistics.median(a / b for a, b in zip(p["samples_s"], mine,
-                                                                       strict=True)), 4)
+            p["impl"]: rounded(statistics.median(
+                (a / p["rows"]) / (b / rec["rows"])
+                for a, b in zip(p["samples_s"], mine, strict=True)), 4)
             for p in records
             if p["impl"] != "bpgpu" and p["samples_s"] and len(p["samples_s"]) == len(mine)}
 

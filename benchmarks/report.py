@@ -9,9 +9,9 @@ import sys
 from .accounting import PEERS
 
 _HEAD = (f"{'net':<16}{'batch':>7}  {'device':<14}{'bpgpu/s':>9}{'torch/s':>9}{'raw/s':>9}"
-         f"{'sklearn/s':>10}{'TFLOP/s':>9}{'%ceil':>7}{'×torch':>8}{'×raw':>7}"
-         f"{'×sklearn':>9}{'GPU/CPU':>8}{'peak/min':>9}")
-_RATIO_COLUMNS = (("torch", 8), ("raw", 7), ("sklearn", 9))
+         f"{'sklearn/s':>10}{'jax/s':>9}{'TFLOP/s':>9}{'%ceil':>7}{'×torch':>8}{'×raw':>7}"
+         f"{'×sklearn':>9}{'×jax':>7}{'GPU/CPU':>8}{'peak/min':>9}")
+_RATIO_COLUMNS = (("torch", 8), ("raw", 7), ("sklearn", 9), ("jax", 7))
 
 
 def fmt_rate(x):
@@ -55,7 +55,8 @@ def table(records):
     lines = [_HEAD, "-" * len(_HEAD)]
     for net, batch, hw in dict.fromkeys((r["net"], r["batch"], r["hardware"]) for r in records):
         peers = {p: _first_rate(groups.get((net, batch, hw, p), [])) for p in PEERS}
-        on_cpu = sorted(groups.get((net, batch, "cpu", "bpgpu"), []),
+        on_cpu = sorted((r for r in groups.get((net, batch, "cpu", "bpgpu"), [])
+                         if r.get("mode") != "epoch"),
                         key=lambda r: r["device"] != "cpu")  # NumPy first
         cpu_rate = _first_rate(on_cpu) if hw != "cpu" else None
         for r in groups.get((net, batch, hw, "bpgpu"), [None]):
@@ -78,9 +79,10 @@ def _row(net, batch, r, peers, cpu_rate):
     paired = r.get("speedup_vs") or {}
     ratios = "".join(f"{_fmt_ratio(paired.get(p, _ratio(sps, peers[p]))):>{width}}"
                      for p, width in _RATIO_COLUMNS)
-    return (f"{net:<16}{batch:>7}  {r.get('device', '-'):<14}{fmt_rate(sps):>9}"
+    device = r.get("device", "-") + (" epoch" if r.get("mode") == "epoch" else "")
+    return (f"{net:<16}{batch:>7}  {device:<14}{fmt_rate(sps):>9}"
             f"{fmt_rate(peers['torch']):>9}{fmt_rate(peers['raw']):>9}"
-            f"{fmt_rate(peers['sklearn']):>10}{tfl:>9}{pct:>7}{ratios}"
+            f"{fmt_rate(peers['sklearn']):>10}{fmt_rate(peers['jax']):>9}{tfl:>9}{pct:>7}{ratios}"
             f"{_fmt_ratio(_ratio(sps, cpu_rate)):>8}{_fmt_ratio(r.get('peak_over_min')):>9}")
 
 
@@ -97,7 +99,8 @@ def progress(rec, done, total, left):
                 + (f", {rec['retried']} re-take(s)" if rec["retried"] else "")
                 + (f", other processes {100 * rec['host_load_other']:.0f}% CPU"
                    if (rec["host_load_other"] or 0) > 0.05 else ""))
-    print(f"[{done:>3}/{total}] {rec['net']} b={rec['batch']} {rec['impl']:<7} on "
+    impl = rec["impl"] + (" epoch" if rec.get("mode") == "epoch" else "")
+    print(f"[{done:>3}/{total}] {rec['net']} b={rec['batch']} {impl:<7} on "
           f"{rec['device']:<12} {what}  (~{fmt_s(left)} left)", file=sys.stderr, flush=True)
 
 
@@ -158,7 +161,8 @@ def _plot_net(ax, records):
     styles = {"bpgpu": "-", "torch": "--", "raw": ":", "sklearn": "-."}
     lines = {}
     for r in records:
-        lines.setdefault((r["impl"], r["device"]), []).append((r["batch"], r["samples_per_s"]))
+        impl = r["impl"] + (" epoch" if r.get("mode") == "epoch" else "")
+        lines.setdefault((impl, r["device"]), []).append((r["batch"], r["samples_per_s"]))
     for (impl, device), pts in sorted(lines.items()):
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], styles.get(impl, "-"),

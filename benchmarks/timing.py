@@ -221,7 +221,8 @@ def gemm_ceiling(label, dtype, n=None, method=None):
 
     Each repeat lasts ~0.2 s and is taken again while other processes keep the CPU busy
     (:func:`sample`). ``label`` picks the library: ``cpu``/``strict`` NumPy, ``torch:cpu`` /
-    ``torch:cuda:N`` PyTorch, ``cuda:N`` CuPy. n defaults to 2048 on the CPU and 4096 on a GPU.
+    ``torch:cuda:N`` PyTorch, ``jax:...`` JAX, ``cuda:N`` CuPy. n defaults to 2048 on the CPU and
+    4096 on a GPU.
 
     Returns
     -------
@@ -236,6 +237,8 @@ def gemm_ceiling(label, dtype, n=None, method=None):
     gemm = Case(label, None)
     if label.startswith("torch"):
         library, (gemm.step, gemm.sync) = "torch", _torch_gemm(label, A, B)
+    elif label.startswith("jax"):
+        library, (gemm.step, gemm.sync) = "jax", _jax_gemm(label, A, B)
     elif hw != "cpu":
         library, (gemm.step, gemm.sync) = "cupy", _cupy_gemm(hw, A, B)
     else:
@@ -264,6 +267,22 @@ def _torch_gemm(label, A, B):
             torch.cuda.synchronize(dev)
 
     return (lambda: torch.matmul(a, b, out=c)), sync
+
+
+def _jax_gemm(label, A, B):
+    import jax
+
+    import bpgpu
+
+    backend = bpgpu.get_backend(label)
+    a, b = backend.asarray(A), backend.asarray(B)
+    matmul = backend.compile(lambda x, y: x @ y)  # at full float32 precision, as bpgpu runs
+    out = [matmul(a, b)]
+
+    def run():
+        out[0] = matmul(a, b)
+
+    return run, lambda: jax.block_until_ready(out[0])
 
 
 def _cupy_gemm(hw, A, B):

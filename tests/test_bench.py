@@ -81,8 +81,9 @@ def test_parse_batches_and_peers():
             accounting.parse_batches(bad)
     assert accounting.parse_peers("raw,torch") == ["raw", "torch"]
     assert accounting.parse_peers("none") == []
-    with pytest.raises(ValueError, match="unknown peer 'jax'"):
-        accounting.parse_peers("jax")
+    assert accounting.parse_peers("jax,raw") == ["jax", "raw"]
+    with pytest.raises(ValueError, match="unknown peer 'tensorflow'"):
+        accounting.parse_peers("tensorflow")
 
 
 def test_plans():
@@ -103,7 +104,7 @@ def test_plans():
     (["--nets", "no-such-net"], "unknown net 'no-such-net'"),
     (["--batch-sizes", "0"], "bad batch size '0'"),
     (["--batch-sizes", "64,abc"], "bad batch size 'abc'"),
-    (["--peers", "jax"], "unknown peer 'jax'"),
+    (["--peers", "tensorflow"], "unknown peer 'tensorflow'"),
     (["--repeats", "0"], "--repeats must be ≥ 1"),
     (["--devices", "cpu:7"], "device 'cpu:7' is not usable here"),
 ])
@@ -162,6 +163,41 @@ def test_tiny_run_writes_every_field(tmp_path, capsys):
     assert "bpgpu/s" in table and "×raw" in table and "4-8-3" in table
 
 
+def test_the_jax_peer_does_the_same_sgd_step():
+    pytest.importorskip("jax")
+    sizes = [5, 7, 4, 3]
+    data = cases.HostData(sizes, 9, "float32", cases.reference_weights(sizes, "float32"))
+    ours, peer = cases.BpgpuCase("cpu", data), cases.JaxCase("jax:cpu", data)
+    for case in (ours, peer):
+        case.setup()
+        case.step()
+        case.step()
+    for (W0, _), (W1, b1), (W2, b2) in zip(data.weights, ours.host_weights(),
+                                            peer.host_weights(), strict=True):
+        assert not np.allclose(W0, W1)
+        np.testing.assert_allclose(W2, W1, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b2, b1, rtol=1e-5, atol=1e-6)
+
+
+def test_a_compiling_device_gets_step_and_epoch_records(tmp_path):
+    pytest.importorskip("jax")
+    out = tmp_path / "r.json"
+    argv = [*TINY, "--json", str(out)]
+    argv[argv.index("cpu")], argv[argv.index("raw")] = "cpu,jax:cpu", "jax"
+    assert bench.main(argv) == 0
+    records = json.loads(out.read_text())["records"]
+    got = {(r["impl"], r["device"], r["mode"]): r for r in records}
+    assert set(got) == {("bpgpu", "cpu", "step"), ("bpgpu", "jax:cpu", "step"),
+                        ("bpgpu", "jax:cpu", "epoch"), ("jax", "jax:cpu", "step")}
+    epoch = got["bpgpu", "jax:cpu", "epoch"]
+    rows = 16 * cases.EPOCH_BATCHES + 8  # full batches, then a ragged half batch
+    assert epoch["rows"] == rows and epoch["samples_per_s"] == pytest.approx(rows / epoch["step_s"])
+    assert epoch["flops_per_step"] == accounting.step_flops([4, 8, 3], rows)
+    assert epoch["max_abs_diff"] is None  # other rows than the step's batch: not compared
+    assert got["jax", "jax:cpu", "step"]["max_abs_diff"] < 1e-5  # the same work
+    assert set(got["bpgpu", "jax:cpu", "epoch"]["speedup_vs"]) == {"jax"}
+
+
 class _OutOfMemory(cases.RawCase):
     def build(self):
         raise MemoryError("Unable to allocate 64.0 GiB")
@@ -198,10 +234,13 @@ def test_table_ratios_per_hardware_and_gpu_over_cpu():
                _rec("torch", "torch:cpu", 200.0), _rec("bpgpu", "cuda:0", 1000.0),
                _rec("torch", "torch:cuda:0", 500.0)]
     rows = {line.split()[2]: line.split() for line in report.table(records).splitlines()[2:]}
-    # columns: net batch device bpgpu torch raw sklearn TFLOP %ceil ×torch ×raw ×sklearn GPU/CPU
-    assert rows["cpu"][9:13] == ["0.50", "2.00", "-", "-"]
-    assert rows["cuda:0"][9:13] == ["2.00", "-", "-", "10.00"]
+    # columns: net batch device bpgpu torch raw sklearn jax TFLOP %ceil ×torch ×raw ×sklearn ×jax
+    # GPU/CPU
+    assert rows["cpu"][10:15] == ["0.50", "2.00", "-", "-", "-"]
+    assert rows["cuda:0"][10:15] == ["2.00", "-", "-", "-", "10.00"]
     assert accounting.hardware_of("torch:cuda:1") == "cuda:1"
+    assert accounting.hardware_of("jax:cuda:1") == accounting.hardware_of("jax:gpu:1") == "cuda:1"
+    assert accounting.hardware_of("jax:cpu") == "cpu"
     assert accounting.hardware_of("strict") == "cpu"
 
 
