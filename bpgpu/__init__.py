@@ -4,7 +4,7 @@ chosen at run time.
 
 >>> import bpgpu
 >>> net = bpgpu.MLP([64, 32, 10], device="cpu", seed=0)
->>> history = net.fit(X, y, epochs=10, batch_size=32, lr=0.1)      # doctest: +SKIP
+>>> history = net.fit(X, y, epochs=10, batch_size=32, lr=0.01)     # doctest: +SKIP
 """
 
 from .errors import (
@@ -15,6 +15,7 @@ from .errors import (
     ModelFileError,
     TrainingDiverged,
 )
+from .gradcheck import check_gradients
 from .mlp import MLP, load
 from .registry import default_spec, devices, get_backend
 from .training import Trainer, evaluate, fit
@@ -30,6 +31,7 @@ __all__ = [
     "ModelFileError",
     "Trainer",
     "TrainingDiverged",
+    "check_gradients",
     "default_spec",
     "devices",
     "evaluate",

@@ -82,7 +82,7 @@ def cafeteria_step(device):
     x, t = X[:1], float(T[0, 0])  # week 1 is the lecture's bill: 5, 2, 3 portions, 850 cents
     net = linear_neuron([START] * 3, device)
     w0, y0 = host_weights(net), float(net.predict(x, host=True)[0, 0])
-    net.fit(x, T[:1], epochs=1, batch_size="full", lr=ETA_STEP)
+    net.fit(x, T[:1], epochs=1, batch_size="full", lr=ETA_STEP, optimizer="sgd")
     w1, y1 = host_weights(net), float(net.predict(x, host=True)[0, 0])
     return {"x": x[0].tolist(), "t": t, "eta": ETA_STEP, "w_before": w0.tolist(),
             "residual_before": t - y0, "delta_w": (w1 - w0).tolist(),
@@ -94,7 +94,7 @@ def cafeteria_prices(device):
     X, T = bills()
     net = linear_neuron([START] * 3, device)
     path = [host_weights(net)]
-    net.fit(X, T, epochs=PRICES_EPOCHS, batch_size=1, lr=PRICES_LR,
+    net.fit(X, T, epochs=PRICES_EPOCHS, batch_size=1, lr=PRICES_LR, optimizer="sgd",
             callbacks=[lambda net, epoch, logs: path.append(host_weights(net))])
     learned = path[-1]
     return {"learned": learned.tolist(), "true": TRUE_PRICES.tolist(), "weeks": len(X),
@@ -141,7 +141,8 @@ def _train_at_rate(net, X, T, lr):
         path.append(host_weights(net))
 
     try:
-        net.fit(X, T, epochs=LR_EPOCHS, batch_size="full", lr=lr, callbacks=[record])
+        net.fit(X, T, epochs=LR_EPOCHS, batch_size="full", lr=lr, optimizer="sgd",
+                callbacks=[record])
         non_finite = False
     except TrainingDiverged:  # E overflowed; fit kept the last finite weights
         non_finite = True
@@ -213,7 +214,8 @@ def batch_until_within_a_cent(net, X, T, lr, target):
     path, chunk = [host_weights(net)], 8
     record = [lambda net, epoch, logs: path.append(host_weights(net))]
     while len(path) <= MAX_EPOCHS:
-        net.fit(X, T, epochs=chunk, batch_size="full", lr=lr, callbacks=record)
+        net.fit(X, T, epochs=chunk, batch_size="full", lr=lr, optimizer="sgd",
+                callbacks=record)
         close = np.flatnonzero(np.max(np.abs(np.array(path) - target), axis=1) < CENT)
         if close.size:
             net.set_weights([(path[close[0]].reshape(-1, 1), None)])

@@ -5,7 +5,6 @@ import scikit-learn.
 
 from __future__ import annotations
 
-import math
 import numbers
 import sys
 import warnings
@@ -16,8 +15,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import losses
-from ._host import is_whole
+from . import defaults, losses, optim, progress
+from . import state as states
 from ._sklearn_helpers import (
     device_spec_of,
     epoch_printer,
@@ -25,12 +24,9 @@ from ._sklearn_helpers import (
     one_epoch,
 )
 from .backends import to_numpy
-from .errors import DeviceUnavailableError
-from .io import model_config
 from .mlp import MLP
-from .optim import OPTIMIZERS
-from .progress import is_tty
 from .training import Trainer
+from .validation import check_lr, check_schedule, check_sizes
 
 _NO_Y = object()
 
@@ -41,9 +37,10 @@ class BPEstimator(BaseEstimator):
     _default_loss = "sse"
     _allowed_losses = ("sse", "mse")
 
-    def __init__(self, hidden_layer_sizes=(32,), activation="logistic", loss=None,
-                 optimizer="adam", lr=0.01, epochs=30, batch_size=32, device=None,
-                 dtype="float32", random_state=None, tf32=False, verbose=False):
+    def __init__(self, hidden_layer_sizes=defaults.HIDDEN, activation=defaults.ACTIVATION,
+                 loss=None, optimizer=defaults.OPTIMIZER, lr=None, epochs=defaults.EPOCHS,
+                 batch_size=defaults.BATCH_SIZE, device=None, dtype="float32", random_state=None,
+                 tf32=False, verbose=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.loss = loss
@@ -91,28 +88,19 @@ class BPEstimator(BaseEstimator):
         return name
 
     def _schedule(self):
-        """(epochs, batch_size, lr), checked, as the Python numbers bpgpu.fit accepts."""
-        epochs, batch, lr = self.epochs, self.batch_size, self.lr
-        if not is_whole(epochs) or epochs < 0:
-            raise ValueError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
-        if batch not in (None, "full") and (not is_whole(batch) or batch < 1):
-            raise ValueError(f"batch_size must be a whole number ≥ 1 or 'full', got {batch!r}")
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (
-                math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, "
+        """(epochs, batch_size, lr), checked, as the Python numbers bpgpu.fit accepts; ``lr=None``
+        is the optimizer's default (:mod:`bpgpu.defaults`)."""
+        epochs, batch = check_schedule(self.epochs, self.batch_size)
+        if not isinstance(self.optimizer, str) or self.optimizer not in optim.OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(optim.OPTIMIZERS)}, "
                              f"got {self.optimizer!r}")
-        return int(epochs), batch if batch in (None, "full") else int(batch), float(lr)
+        return epochs, batch, optim.get(self.optimizer, lr=check_lr(self.lr)).lr
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
-        if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1
-               for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be whole numbers ≥ 1, such as (32,) or "
-                             f"(64, 32); got {self.hidden_layer_sizes!r}")
-        return [int(s) for s in sizes]
+        if isinstance(sizes, numbers.Integral):
+            sizes = [sizes]
+        return check_sizes(sizes, "hidden_layer_sizes", hidden=True)
 
     def _seed(self):
         """The MLP seed: ``random_state`` itself when it is an int, else drawn from it."""
@@ -157,7 +145,7 @@ class BPEstimator(BaseEstimator):
     def _train(self, X, T):
         """``epochs`` epochs of bpgpu.fit on host targets T (n, n_outputs)."""
         epochs, batch_size, lr = self._schedule()
-        lines = self.verbose and not is_tty(sys.stderr)  # where no progress bar can show
+        lines = self.verbose and not progress.shown()  # where no progress bar can show
         history = self.net_.fit(self._on_net(X), T, epochs=epochs, batch_size=batch_size, lr=lr,
                                 optimizer=self.optimizer, shuffle=True, verbose=bool(self.verbose),
                                 callbacks=[epoch_printer(epochs)] if lines else ())
@@ -174,8 +162,7 @@ class BPEstimator(BaseEstimator):
         self._trainer.opt.lr = lr
         with net.backend.context():
             loss = one_epoch(self._trainer, net.backend.asarray(self._on_net(X), net.dtype),
-                          net.backend.asarray(T, net.dtype),
-                          None if batch_size in (None, "full") else batch_size)
+                             net.backend.asarray(T, net.dtype), batch_size)
         self.loss_curve_.append(loss)
         self.n_iter_ += 1
         self.loss_ = loss
@@ -212,46 +199,23 @@ class BPEstimator(BaseEstimator):
             out = xp.asarray(net.backend.to_host(out), device=dev)
         return xp.astype(out, X.dtype, copy=False), (xp, dev)
 
-    # -- pickling: host weights and settings; rebuilt on the device when unpickled -------
+    # -- pickling: the network's state (host arrays, settings, device), rebuilt when unpickled -
 
     def __getstate__(self):
         state = dict(super().__getstate__())
-        net = state.pop("net_", None)
-        trainer = state.pop("_trainer", None)
+        net, trainer = state.pop("net_", None), state.pop("_trainer", None)
         if net is not None:
-            host = net.backend.to_host
-            state["_net_blob"] = {
-                "config": model_config(net), "fused": net.fused, "device": net.device,
-                "weights": [(np.array(host(W)), None if b is None else np.array(host(b)))
-                            for W, b in net.weights],
-                "shuffle_state": net.shuffle_rng.bit_generator.state,
-                "optimizer": None if trainer is None else (trainer.opt, {
-                    k: [np.array(host(a)) for a in v] if isinstance(v, list) else v
-                    for k, v in trainer.state.items()}),
-            }
+            state["_net_state"] = {**states.capture(net, trainer), "device": net.device}
         return state
 
     def __setstate__(self, state):
         state = dict(state)
-        blob = state.pop("_net_blob", None)
+        saved = state.pop("_net_state", None)
         super().__setstate__(state)
-        if blob is None:
+        if saved is None:
             return
-        cfg = dict(blob["config"])
-        args = (cfg.pop("sizes"), cfg.pop("activation"), cfg.pop("output"), cfg.pop("loss"))
-        try:
-            net = MLP(*args, device=blob["device"], fused=blob["fused"], **cfg)
-        except DeviceUnavailableError as exc:
-            warnings.warn(f"{type(self).__name__} was fitted on device {blob['device']!r}, which "
-                          f"is not usable here ({exc}); it is rebuilt on 'cpu'", UserWarning,
-                          stacklevel=2)
-            net = MLP(*args, device="cpu", fused=blob["fused"], **cfg)
-        net.set_weights(blob["weights"])
-        net.shuffle_rng.bit_generator.state = blob["shuffle_state"]
+        net = states.rebuild(MLP, saved, saved["device"])
         self.net_, self.device_, self._trainer = net, net.device, None
-        if blob["optimizer"] is not None:
-            opt, saved = blob["optimizer"]
-            self._trainer = Trainer(net, opt)
-            self._trainer.state = {
-                k: [net.backend.asarray(a, net.dtype) for a in v] if isinstance(v, list) else v
-                for k, v in saved.items()}
+        if "optimizer" in saved:
+            self._trainer = Trainer(net, states.optimizer_of(saved))
+            states.restore_optimizer(self._trainer, saved)

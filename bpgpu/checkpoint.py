@@ -1,9 +1,10 @@
 """Checkpoints: weights, optimizer state, epoch, RNG state and history in one atomic file.
 
-A checkpoint is a model file (:mod:`bpgpu.io`) with the optimizer's arrays added and a
-``checkpoint`` entry in its metadata, so ``bpgpu.load`` reads it as a model too. Resuming restores
-everything the next epoch depends on, so an interrupted run continued with ``resume=`` ends with
-the same weights as an uninterrupted one (bit for bit on the CPU).
+A checkpoint is a model file (:mod:`bpgpu.io`) of the network's state captured with its trainer
+(:func:`bpgpu.state.capture`) plus a ``checkpoint`` entry (the epoch and the batch settings), so
+``bpgpu.load`` reads it as a model too. Resuming restores everything the next epoch depends on, so
+an interrupted run continued with ``resume=`` ends with the same weights as an uninterrupted one
+(bit for bit on the CPU).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from . import io
+from . import state as states
 from .errors import ModelFileError
 
 
@@ -35,58 +37,60 @@ def check_writable(path):
 
 def save(path, trainer, epoch, history, settings):
     """Write ``trainer``'s network and optimizer state after ``epoch`` to ``path``."""
-    net, be = trainer.net, trainer.net.backend
-    arrays, scalars, lists = {}, {}, {}
-    for key, value in trainer.state.items():
-        if isinstance(value, list):
-            lists[key] = len(value)
-            arrays.update({f"opt.{key}.{i}": be.to_host(a) for i, a in enumerate(value)})
-        else:  # a step count: a Python int, or a 0-d device array where the step is compiled
-            scalars[key] = int(value if isinstance(value, int) else be.to_host(value).item())
-    meta = {"checkpoint": {
-        "epoch": epoch, "optimizer": trainer.opt.name, "hyper": vars(trainer.opt),
-        "state_scalars": scalars, "state_lists": lists, "settings": settings,
-        "rng": net.shuffle_rng.bit_generator.state, "history": history}}
-    io.save(net, path, extra_arrays=arrays, extra_meta=meta)
+    st = states.capture(trainer.net, trainer)
+    st["history"] = history
+    st["checkpoint"] = {"epoch": epoch, "settings": settings}
+    io.write(path, st)
 
 
 def read(path, net):
-    """The checkpoint's metadata and arrays, checked to belong to ``net``'s architecture."""
-    meta, arrays = io.read(path)
-    ckpt = meta.get("checkpoint")
-    if not isinstance(ckpt, dict):
+    """The checkpoint's state, checked to belong to ``net``'s architecture."""
+    st = io.read(path)
+    if not isinstance(st.get("checkpoint"), dict) or "optimizer" not in st:
         raise ModelFileError(f"{path}: a model file, not a checkpoint (no optimizer state); "
                              "write checkpoints with checkpoint= / --checkpoint")
-    mine, theirs = io.model_config(net), {k: meta.get(k) for k in io.model_config(net)}
-    mine.pop("seed"), theirs.pop("seed")
+    keys = ("sizes", "activation", "output", "loss", "bias", "dtype")
+    mine = {k: v for k, v in states.config(net).items() if k in keys}
+    theirs = {k: st["config"].get(k) for k in keys}
     if mine != theirs:
         raise ValueError(f"{path} is a checkpoint of a different network {theirs}; this one is "
                          f"{mine}")
-    return ckpt, arrays
+    return st
 
 
 def restore_net(net, path, opt, settings):
-    """Put the checkpoint's weights and RNG state into ``net``; return what the trainer needs."""
-    ckpt, arrays = read(path, net)
-    if ckpt["optimizer"] != opt.name:
-        raise ValueError(f"{path} was trained with optimizer {ckpt['optimizer']!r}, not "
+    """Put the checkpoint's weights and RNG state into ``net``; return ``(state, path)`` for
+    :func:`restore_trainer`."""
+    st = read(path, net)
+    ckpt, saved = st["checkpoint"], st["optimizer"]
+    if saved.get("name") != opt.name:
+        raise ValueError(f"{path} was trained with optimizer {saved.get('name')!r}, not "
                          f"{opt.name!r}; resume with the same optimizer")
     if ckpt.get("settings") != settings:
         raise ValueError(f"{path} was written with {ckpt.get('settings')}, not {settings}; "
                          "resume with the same batch size and shuffling")
-    if ckpt.get("hyper") != vars(opt):
+    if saved.get("hyper") != vars(opt):
         warnings.warn(f"resuming {path} with optimizer settings {vars(opt)}; the checkpoint was "
-                      f"written with {ckpt.get('hyper')}", UserWarning, stacklevel=4)
-    n = len(net.sizes) - 1
-    net.set_weights([(arrays[f"W{i}"], arrays.get(f"b{i}")) for i in range(n)])
-    net.shuffle_rng.bit_generator.state = ckpt["rng"]
-    return ckpt, arrays
+                      f"written with {saved.get('hyper')}", UserWarning, stacklevel=4)
+    _guarded(path, states.apply, net, st)
+    return st, path
 
 
-def restore_trainer(trainer, ckpt, arrays):
+def restore_trainer(trainer, st, path):
     """Put the checkpoint's optimizer state into ``trainer``; return (epoch, history)."""
-    be, dtype = trainer.net.backend, trainer.net.dtype
-    for key, count in ckpt["state_lists"].items():
-        trainer.state[key] = [be.asarray(arrays[f"opt.{key}.{i}"], dtype) for i in range(count)]
-    trainer.state.update(ckpt["state_scalars"])
-    return int(ckpt["epoch"]), {k: list(v) for k, v in ckpt["history"].items()}
+    return _guarded(path, _restore_trainer, trainer, st)
+
+
+def _restore_trainer(trainer, st):
+    states.restore_optimizer(trainer, st)
+    history = st.get("history") or {}
+    return int(st["checkpoint"]["epoch"]), {k: list(v) for k, v in history.items()}
+
+
+def _guarded(path, fn, *args):
+    """``fn(*args)``, its errors on a damaged checkpoint as one :class:`ModelFileError`."""
+    try:
+        return fn(*args)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelFileError(f"{path}: the checkpoint's state does not fit this network and "
+                             f"optimizer ({type(exc).__name__}: {exc})") from None

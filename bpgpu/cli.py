@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from . import __version__
+from . import __version__, defaults
 from .errors import BpgpuError, TrainingDiverged
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
@@ -38,22 +38,27 @@ def build_parser():
     t.add_argument("--layers", help="widths, input first, e.g. 64,32,10 (default: "
                                     "features,32,outputs)")
     t.add_argument("--activation", help="hidden activation: identity, logistic, tanh, relu "
-                                        "(default logistic)")
+                                        f"(default {defaults.ACTIVATION})")
     t.add_argument("--output", help="output activation (default: follows the loss)")
     t.add_argument("--loss", help="cross_entropy, sse or mse (default: cross_entropy for "
                                   "classes, sse for targets)")
     t.add_argument("--optimizer", choices=["sgd", "momentum", "adam"],
-                   help="default adam; sgd (the lecture's delta rule) with --trace")
+                   help=f"default {defaults.OPTIMIZER}; with --trace sgd (the lecture's delta "
+                        "rule)")
     t.add_argument("--lr", type=float, default=None,
-                   help="learning rate η (default 0.01 for adam, 0.5 for sgd, 0.1 for momentum)")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--batch-size", default="32", help="N (mini-batch), full (batch) or 1 (online)")
+                   help="learning rate η (default: " + ", ".join(
+                       f"{v:g} for {k}" for k, v in defaults.LR.items()) + ")")
+    t.add_argument("--epochs", type=int, default=defaults.EPOCHS)
+    t.add_argument("--batch-size", default=str(defaults.BATCH_SIZE),
+                   help="N (mini-batch), full (batch) or 1 (online)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     t.add_argument("--val-fraction", type=float, default=0.2,
                    help="share held out for validation (default 0.2)")
     t.add_argument("--no-bias", action="store_true", help="layers without bias")
-    t.add_argument("--save", metavar="PATH", help="write the trained model (.npz)")
+    t.add_argument("--save", metavar="PATH",
+                   help="write the trained model as safetensors (any suffix; .safetensors is the "
+                        "usual one)")
     t.add_argument("--checkpoint", metavar="PATH",
                    help="write weights, optimizer state, epoch and RNG state here")
     t.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
@@ -69,6 +74,12 @@ def build_parser():
     t.add_argument("--plot", metavar="PATH", help="loss/accuracy curves as PNG (bpgpu[plot])")
     t.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     t.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it shows only on a terminal anyway)")
+    t.add_argument("--check-gradients", action="store_true",
+                   help="before training, compare the backward pass with float64 finite "
+                        "differences on 32 examples and print the largest relative error per "
+                        "layer")
     t.add_argument("--trace", action="store_true",
                    help="print every step's δ, ∂E/∂w and Δw (small networks only)")
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets
+from . import datasets, defaults
 from .registry import devices as list_devices
 from .registry import get_backend
-
-DEFAULT_LR = {"sgd": 0.5, "momentum": 0.1, "adam": 0.01}
+from .validation import check_lr, check_schedule, check_sizes
 
 
 def devices(args):
@@ -43,11 +42,13 @@ def train(args):
     if comm is not None and comm.Get_rank() != 0:
         args.quiet, args.json, args.save, args.plot = True, False, None, None
     data = datasets.load(args.dataset, seed=args.seed)
-    args.optimizer = args.optimizer or ("sgd" if args.trace else "adam")
+    args.optimizer = args.optimizer or ("sgd" if args.trace else defaults.OPTIMIZER)
     net = _build_net(args, data, backend)
     Xt, yt, Xv, yv = _split(data, args.val_fraction, args.seed)
-    batch_size = _batch_size(args.batch_size)
-    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    batch_size = _batch_size(args.batch_size, args.epochs)
+    lr = check_lr(args.lr, "--lr") or defaults.LR[args.optimizer]
+    if args.check_gradients and (comm is None or comm.Get_rank() == 0):
+        _check_gradients(args, net, Xt, yt)
     if args.trace:
         from .trace import trace_fit
 
@@ -58,7 +59,8 @@ def train(args):
     t0 = time.perf_counter()
     hist = net.fit(Xt, yt, epochs=args.epochs, batch_size=batch_size, lr=lr,
                    optimizer=args.optimizer, validation_data=(Xv, yv) if len(Xv) else None,
-                   verbose=sys.stdout.isatty() and not (args.quiet or args.json),
+                   verbose=sys.stdout.isatty() and not (args.quiet or args.json
+                                                        or args.no_progress),
                    checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
                    resume=args.resume, comm=comm,
                    callbacks=[lambda net, epoch, logs: run_epochs.append(epoch)])
@@ -78,6 +80,18 @@ def _build_net(args, data, backend):
     return net
 
 
+def _check_gradients(args, net, X, y, rows=32):
+    """Print the largest relative error per layer of the backward pass on ``rows`` examples."""
+    from .gradcheck import check_gradients
+
+    errors = check_gradients(net, X[:rows], y[:rows])
+    args.gradient_check = errors
+    if not args.json:
+        print(f"gradient check (float64 central differences, {min(rows, len(X))} examples): "
+              "largest relative error per layer " + ", ".join(f"{e:.1e}" for e in errors)
+              + ("  ok (< 1e-6)" if max(errors) < 1e-6 else "  LARGE: check the derivatives"))
+
+
 def _report(args, net, data, hist, comm, lr, batch_size, n_train, epochs_run, elapsed):
     """Plot, save, then print the summary (JSON or lines)."""
     from .report import plot_history, summary_lines
@@ -88,6 +102,8 @@ def _report(args, net, data, hist, comm, lr, batch_size, n_train, epochs_run, el
                "epochs": args.epochs, "epochs_this_run": epochs_run, "seconds": elapsed,
                "samples_per_s": n_train * epochs_run / elapsed if elapsed > 0 else None,
                **{k: v[-1] for k, v in hist.items() if k != "time" and v}}
+    if getattr(args, "gradient_check", None) is not None:
+        summary["gradient_check"] = args.gradient_check
     if comm is not None:
         from .distributed import DataParallel
 
@@ -134,9 +150,9 @@ def _finish(args, net, summary):
 def _model_config(args, data):
     hints = data.hints
     n_in, n_out = data.n_features, data.n_outputs
-    layers = _layers(args.layers, hints.get("layers") or [n_in, 32, n_out], data)
+    layers = _layers(args.layers, hints.get("layers") or [n_in, *defaults.HIDDEN, n_out], data)
     cfg = {"layers": layers,
-           "activation": args.activation or hints.get("activation", "logistic"),
+           "activation": args.activation or hints.get("activation", defaults.ACTIVATION),
            "loss": args.loss or hints.get("loss") or
            ("cross_entropy" if data.n_classes is not None else "sse"),
            "output": args.output or hints.get("output"),
@@ -156,8 +172,7 @@ def _layers(text, default, data):
         except ValueError:
             raise ValueError(f"--layers {text!r} is not a list of widths such as 64,32,10") \
                 from None
-    if len(layers) < 2 or min(layers) < 1:
-        raise ValueError(f"--layers needs at least an input and an output width ≥ 1, got {text}")
+    layers = check_sizes(layers, "--layers")
     if layers[0] != data.n_features:
         raise ValueError(f"--layers starts with {layers[0]} but {data.name} has "
                          f"{data.n_features} features per example")
@@ -168,16 +183,14 @@ def _layers(text, default, data):
     return layers
 
 
-def _batch_size(text):
-    if text == "full":
-        return "full"
+def _batch_size(text, epochs):
+    """``--batch-size`` as fit takes it (an int or ``"full"``), checked with ``--epochs``."""
     try:
-        n = int(text)
+        size = "full" if text == "full" else int(text)
     except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"--batch-size must be a whole number ≥ 1 or 'full', got {text!r}")
-    return n
+        size = text
+    batch = check_schedule(epochs, size, ("--epochs", "--batch-size"))[1]
+    return "full" if batch is None else batch
 
 
 MIN_SAMPLES_FOR_HOLDOUT = 20

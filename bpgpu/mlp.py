@@ -22,10 +22,21 @@ class MLP(Network):
         return training.evaluate(self, X, y)
 
     def save(self, path):
-        """Write the network to ``path`` (``.npz``, no pickle), atomically."""
+        """Write the network to ``path`` as safetensors, atomically.
+
+        The file holds the parameters ``W0``, ``b0``, ``W1``, ... (``W{l}`` of shape
+        (n_in, n_out)) as tensors, and the settings, shuffling RNG state and history as
+        metadata; any suffix is accepted, ``.safetensors`` is the usual one. Weights with NaN or
+        infinity are refused. See :mod:`bpgpu.io`.
+        """
         io.save(self, path)
 
 
 def load(path, device=None):
-    """Read a network written by :meth:`MLP.save`, onto ``device`` (any spec)."""
+    """Read a network (or checkpoint) written by :meth:`MLP.save`, onto ``device`` (any spec).
+
+    Reading runs no code and checks every array against the file's config first; a damaged or
+    foreign file raises :class:`bpgpu.ModelFileError` naming the file and the problem. Files of
+    bpgpu 0.1.0's zip format load too (save them again to convert them).
+    """
     return io.load(path, MLP, device=device)

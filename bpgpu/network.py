@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import warnings
 
-from . import _host, activations, losses
+from . import _host, activations, losses, state
 from .registry import get_backend
-from .validation import check_inputs, check_targets
+from .validation import check_inputs, check_sizes, check_targets
 
 DTYPES = ("float32", "float64")
 
@@ -53,7 +53,7 @@ class Network:
 
     def __init__(self, sizes, activation="logistic", output=None, loss="cross_entropy", *,
                  device=None, dtype="float32", seed=0, bias=True, fused=True):
-        self.sizes = _check_sizes(sizes)
+        self.sizes = check_sizes(sizes)
         self.activation = activations.get(activation)
         self.output = activations.get(output or _default_output(loss, self.sizes[-1]))
         self.loss = losses.for_output(losses.get(loss), self.output.name)
@@ -211,14 +211,14 @@ class Network:
             return float(self.loss.value(self.forward_pass(X)[-1], T))
 
     def to(self, device):
-        """A copy of this network on another device (weights, settings and RNG state)."""
-        other = type(self)(self.sizes, self.activation.name, self.output.name, self.loss.name,
-                    device=device, dtype=self.dtype_name, seed=self.seed, bias=self.bias,
-                    fused=self.fused)
-        other.set_weights([(self.backend.to_host(W), None if b is None else self.backend.to_host(b))
-                           for W, b in self.weights])
-        other.shuffle_rng.bit_generator.state = self.shuffle_rng.bit_generator.state
-        return other
+        """A copy of this network on another device (weights, settings, RNG state, history)."""
+        return state.build(type(self), state.capture(self), device)
+
+    def __reduce__(self):
+        # Pickled and copied as plain data (settings, host arrays, RNG state, history) plus the
+        # device spec, never as live device arrays or modules: rebuilt on the same device, or on
+        # the CPU with a warning where that device is not usable. A copy trains independently.
+        return state.rebuild, (type(self), state.capture(self), self.device)
 
     # -- input conversion (host checks happen once per call, never inside the step) --------
 
@@ -229,18 +229,6 @@ class Network:
     def device_targets(self, T, n_rows, name="y"):
         """Targets checked and moved to the device, shape (n_rows, sizes[-1]) (labels one-hot)."""
         return check_targets(self, T, n_rows, name)
-
-
-def _check_sizes(sizes):
-    try:
-        sizes = [int(s) for s in sizes]
-    except (TypeError, ValueError):
-        raise ValueError(f"sizes must be a list of layer widths such as [64, 32, 10], "
-                         f"got {sizes!r}") from None
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(f"sizes needs at least an input and an output width, each ≥ 1, "
-                         f"got {sizes}")
-    return sizes
 
 
 def _default_output(loss, n_out):

@@ -1,7 +1,8 @@
 """Optimizers: SGD, SGD with momentum, Adam.
 
 An optimizer is its hyper-parameters; its state (velocities, moments, step count) is a separate
-dict made by ``init_state(params)``, so it can be saved in a checkpoint and restored.
+dict made by ``init_state(params)``, so it can be saved in a checkpoint and restored. The default
+learning rates are those of :mod:`bpgpu.defaults`.
 ``params`` and ``grads`` are flat lists of device arrays of the same shapes. Each update is a pure
 function, ``step(params, grads, state) → (params', state')``, which never writes into an array (so
 JAX can compile it), and a fast path ``step_`` beside it that does the same with a backend's
@@ -15,13 +16,15 @@ import inspect
 
 from array_api_compat import array_namespace
 
+from .defaults import LR
+
 
 class SGD:
     """Plain gradient descent, the lecture's ``Δw = -η ∂E/∂w``."""
 
     name = "sgd"
 
-    def __init__(self, lr=0.1):
+    def __init__(self, lr=LR["sgd"]):
         self.lr = float(lr)
 
     def init_state(self, params):
@@ -52,7 +55,7 @@ class Momentum(SGD):
 
     name = "momentum"
 
-    def __init__(self, lr=0.1, momentum=0.9):
+    def __init__(self, lr=LR["momentum"], momentum=0.9):
         super().__init__(lr)
         self.momentum = float(momentum)
 
@@ -78,7 +81,7 @@ class Adam(SGD):
 
     name = "adam"
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, lr=LR["adam"], beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 

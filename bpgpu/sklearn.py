@@ -2,8 +2,9 @@
 
 Needs scikit-learn ≥ 1.6, an optional dependency: the rest of bpgpu never imports scikit-learn.
 The estimators work in ``Pipeline``, ``cross_val_score``, ``GridSearchCV`` (also over ``device``)
-and ``clone``, and pickle (for joblib) as host NumPy weights plus their settings, rebuilt on their
-device when unpickled (on ``"cpu"``, with a warning, where that device is not usable).
+and ``clone``, and pickle (for joblib) as the network's state — host NumPy weights, settings and
+the optimizer state of ``partial_fit`` (:mod:`bpgpu.state`) — rebuilt on their device when
+unpickled (on ``"cpu"``, with a warning, where that device is not usable).
 
 >>> from bpgpu.sklearn import BPClassifier
 >>> clf = BPClassifier(hidden_layer_sizes=(32,), epochs=30, device="cpu", random_state=0)
@@ -21,8 +22,9 @@ loss : str or None
     lecture's ½Σ(t−y)² per example, batch mean: for one output the same as MLPRegressor's loss).
     The classifier also takes ``"sse"`` / ``"mse"`` (logistic outputs), the regressor ``"mse"``.
 optimizer : {"adam", "momentum", "sgd"}, default "adam"
-lr : float, default 0.01
-    Learning rate.
+lr : float or None, default None
+    Learning rate; ``None`` is the optimizer's default from :mod:`bpgpu.defaults` (0.01 for
+    Adam, 0.1 for SGD, 0.05 for momentum), the same as :func:`bpgpu.fit` and ``bpgpu train``.
 epochs : int, default 30
     Passes over the data in ``fit``; ``partial_fit`` always does one.
 batch_size : int or "full", default 32

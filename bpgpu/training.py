@@ -18,7 +18,7 @@ import time
 
 from array_api_compat import device
 
-from . import _host, optim
+from . import _host, defaults, optim
 from . import checkpoint as checkpoints
 from .distributed import DataParallel
 from .errors import DeviceOutOfMemory, TrainingDiverged
@@ -60,8 +60,9 @@ class Trainer:
     Parameters
     ----------
     net : MLP
-    optimizer : str or optimizer object ({"sgd", "momentum", "adam"})
+    optimizer : str or optimizer object ({"sgd", "momentum", "adam"}), default "adam"
     lr : float, optional
+        Default: the optimizer's, from :mod:`bpgpu.defaults`.
     compile : {"auto", "none", "step"}
         ``"step"`` compiles the step once per shape on devices that compile (JAX); ``"auto"``
         does so where the device can.
@@ -69,7 +70,8 @@ class Trainer:
         Further optimizer settings (``momentum``, ``beta1``, ...).
     """
 
-    def __init__(self, net, optimizer="sgd", lr=None, parallel=None, compile="auto", **options):
+    def __init__(self, net, optimizer=defaults.OPTIMIZER, lr=None, parallel=None, compile="auto",
+                 **options):
         self.net = net
         self.opt = optim.get(optimizer, lr=lr, **options)
         self.parallel = parallel
@@ -262,29 +264,32 @@ class EpochRunner:
             f"epoch {self.epochs_done - 1}; lower the learning rate (lr={lr:g})", lr=lr)
 
 
-def fit(net, X, y, *, epochs=10, batch_size=32, lr=None, optimizer="sgd", shuffle=True,
-        validation_data=None, verbose=False, callbacks=(), checkpoint=None, checkpoint_every=1,
-        resume=None, comm=None, compile="auto", **optimizer_options):
+def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr=None,
+        optimizer=defaults.OPTIMIZER, shuffle=True, validation_data=None, verbose=False,
+        callbacks=(), checkpoint=None, checkpoint_every=1, resume=None, comm=None,
+        compile="auto", **optimizer_options):
     """Train ``net`` on (X, y) by backpropagation and return the per-epoch history.
 
     Parameters
     ----------
     X : array-like, shape (n, sizes[0])
     y : array-like, shape (n,) class labels or (n, sizes[-1]) targets
-    epochs : int
+    epochs : int, default 30
         Train until this many epochs are done in all (counting those of a resumed checkpoint).
-    batch_size : int, "full" or None
+    batch_size : int, "full" or None, default 32
         Examples per step: ``"full"``/``None`` is batch learning (one step per epoch over the
         whole set), 1 is online learning, anything between is mini-batch learning.
     lr : float, optional
-        The learning rate η; default 0.1 for sgd and momentum, 0.001 for adam.
-    optimizer : {"sgd", "momentum", "adam"}
+        The learning rate η; default 0.01 for adam, 0.1 for sgd, 0.05 for momentum (the one table
+        of defaults, :mod:`bpgpu.defaults`, shared with ``bpgpu train`` and the estimators).
+    optimizer : {"adam", "sgd", "momentum"}, default "adam"
     shuffle : bool
         Visit the examples in a new random order every epoch (seeded by the net's seed).
     validation_data : (X_val, y_val), optional
         Held-out data evaluated after every epoch.
     verbose : bool
-        Show a progress bar on standard error.
+        Show a progress bar (tqdm): a widget in a notebook, or a line on standard error where it
+        is a terminal; nothing in logs or pipes.
     callbacks : sequence of callables
         Each is called as ``cb(net, epoch, logs)`` after every epoch.
     checkpoint : path, optional

@@ -100,15 +100,41 @@ def one_hot(labels, n_classes, name="y"):
     return out
 
 
-def check_schedule(epochs, batch_size):
-    """``(epochs, batch_size)`` as ints; ``"full"``/``None`` batch size becomes ``None``."""
+def check_schedule(epochs, batch_size, names=("epochs", "batch_size")):
+    """``(epochs, batch_size)`` as ints; ``"full"``/``None`` batch size becomes ``None``.
+
+    ``names`` are how the caller spells the two settings (``--epochs``, ``--batch-size`` at the
+    command line), for the messages.
+    """
     if not is_whole(epochs) or epochs < 0:
-        raise ValueError(f"epochs must be a whole number ≥ 0, got {epochs!r}")
+        raise ValueError(f"{names[0]} must be a whole number ≥ 0, got {epochs!r}")
     if batch_size is None or (isinstance(batch_size, str) and batch_size == "full"):
         return int(epochs), None
     if not is_whole(batch_size) or batch_size < 1:
-        raise ValueError(f"batch_size must be a whole number ≥ 1 or 'full', got {batch_size!r}")
+        raise ValueError(f"{names[1]} must be a whole number ≥ 1 or 'full', got {batch_size!r}")
     return int(epochs), int(batch_size)
+
+
+MAX_WIDTH = 2**31
+
+
+def check_sizes(sizes, name="sizes", hidden=False):
+    """Layer widths as a list of ints, each in [1, 2³¹]; at least two unless ``hidden`` (the
+    hidden layers alone, which may be none). ``name`` is the caller's name for them."""
+    example = "(32,) or (64, 32)" if hidden else "[64, 32, 10]"
+    try:
+        widths = list(sizes)
+    except TypeError:
+        widths = None
+    if widths is None or not all(is_whole(s) for s in widths):
+        raise ValueError(f"{name} must be a list of layer widths such as {example}, "
+                         f"got {sizes!r}")
+    if (len(widths) < (0 if hidden else 2)) or min(widths, default=1) < 1:
+        what = "whole numbers ≥ 1" if hidden else "at least an input and an output width, each ≥ 1"
+        raise ValueError(f"{name} needs {what}, got {sizes!r}")
+    if max(widths, default=1) > MAX_WIDTH:
+        raise ValueError(f"{name} has a layer of {max(widths)} units, more than any device holds")
+    return [int(s) for s in widths]
 
 
 def check_every(every):
@@ -118,11 +144,11 @@ def check_every(every):
     return int(every)
 
 
-def check_lr(lr):
+def check_lr(lr, name="lr"):
     """The learning rate as a float (or ``None`` for the optimizer's default)."""
     if lr is None:
         return None
     if (isinstance(lr, bool) or not isinstance(lr, numbers.Real)
             or not (math.isfinite(lr) and lr > 0)):
-        raise ValueError(f"lr (the learning rate η) must be a finite number > 0, got {lr!r}")
+        raise ValueError(f"{name} (the learning rate η) must be a finite number > 0, got {lr!r}")
     return float(lr)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -71,7 +72,7 @@ def test_user_mistakes_exit_2_with_one_line(args, needle):
 
 
 def test_save_then_predict_on_another_backend(tmp_path):
-    model = tmp_path / "net.npz"
+    model = tmp_path / "net.safetensors"
     r = run("train", "--device", "cpu", "--epochs", "3", "--save", str(model), "--quiet")
     assert r.returncode == 0, r.stderr
     X = np.random.default_rng(0).uniform(0, 1, (5, 64))
@@ -91,7 +92,7 @@ def test_save_then_predict_on_another_backend(tmp_path):
 
 
 def test_truncated_model_file_is_a_clear_error(tmp_path):
-    model = tmp_path / "net.npz"
+    model = tmp_path / "net.safetensors"
     bpgpu.MLP([64, 32, 10]).save(model)
     model.write_bytes(model.read_bytes()[:-200])
     r = run("evaluate", "--model", str(model), "--dataset", "digits")
@@ -120,3 +121,62 @@ def test_devices_table_lists_every_backend():
     assert r.returncode == 0, r.stderr
     for spec in ("cpu", "strict", "cuda"):
         assert spec in r.stdout
+
+
+def test_save_writes_safetensors_whatever_the_suffix(tmp_path):
+    from safetensors.numpy import load_file
+
+    r = run("train", "--device", "cpu", "--epochs", "1", "--save", str(tmp_path / "m.npz"),
+            "--quiet")
+    assert r.returncode == 0, r.stderr
+    arrays = load_file(tmp_path / "m.npz")
+    assert {k: v.shape for k, v in arrays.items()} == {"W0": (64, 32), "b0": (32,),
+                                                        "W1": (32, 10), "b1": (10,)}
+
+
+def test_check_gradients_prints_the_error_per_layer_before_training():
+    r = run("train", "--device", "cpu", "--epochs", "1", "--check-gradients")
+    assert r.returncode == 0, r.stderr
+    first = r.stdout.splitlines()[0]
+    assert first.startswith("gradient check (float64 central differences, 32 examples)")
+    errors = [float(e) for e in re.findall(r"\d\.\de-\d\d", first)]
+    assert len(errors) == 2 and max(errors) < 1e-6 and first.endswith("ok (< 1e-6)")
+    r = run("train", "--device", "cpu", "--epochs", "1", "--check-gradients", "--json")
+    errors = json.loads(r.stdout)["gradient_check"]
+    assert len(errors) == 2 and max(errors) < 1e-6
+
+
+def _on_a_terminal(*args):
+    """Run bpgpu with stdout and stderr on a pseudo-terminal; what the terminal showed."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    proc = subprocess.Popen([sys.executable, "-m", "bpgpu", *args], stdout=follower,
+                            stderr=follower, env={**os.environ, "BPGPU_DEVICE": ""})
+    os.close(follower)
+    shown = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child has closed the terminal
+            break
+        if not chunk:
+            break
+        shown.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0
+    return b"".join(shown).decode(errors="replace")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_the_progress_bar_shows_on_a_terminal_only():
+    shown = _on_a_terminal("train", "--device", "cpu", "--epochs", "3")
+    assert "epoch 3/3: 100%|" in shown and "loss=" in shown and "held-out" in shown
+    quiet = _on_a_terminal("train", "--device", "cpu", "--epochs", "3", "--no-progress")
+    assert "%|" not in quiet and "held-out" in quiet
+    piped = run("train", "--device", "cpu", "--epochs", "3")
+    assert "%|" not in piped.stderr + piped.stdout

@@ -90,3 +90,61 @@ def test_deltas_are_the_lectures_recurrence(device):
     (dW1, db1), (dW2, db2) = ((to_np(a), to_np(b)) for a, b in net.gradients(X, labels))
     np.testing.assert_allclose(dW2, acts[1].T @ d2, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(db1, d1.sum(axis=0), rtol=1e-12, atol=1e-15)
+
+
+# -- bpgpu.check_gradients, the public check ------------------------------------------------------
+
+@pytest.mark.parametrize("output,loss", HEADS)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_check_gradients_is_tiny_on_correct_networks(device, hidden, output, loss):
+    sizes = DEPTHS[2]
+    net = _net(sizes, hidden, output, loss, device)
+    X, T = _data(sizes, output, np.random.default_rng(5))
+    errors = bpgpu.check_gradients(net, X, T)
+    assert len(errors) == 2 and max(errors) < 1e-6
+
+
+def test_check_gradients_checks_in_float64_without_changing_the_net():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+    net = bpgpu.MLP([4, 5, 3], dtype="float32", seed=2)
+    before = [to_np(W).copy() for W, _ in net.weights]
+    errors = bpgpu.check_gradients(net, X, y)
+    assert max(errors) < 1e-6  # float32's own rounding would give about 1e-3 here
+    assert net.dtype_name == "float32"
+    assert all(np.array_equal(to_np(W), w) for (W, _), w in zip(net.weights, before))
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_check_gradients_catches_a_wrong_derivative(monkeypatch, fused):
+    """tanh' written as 1 − y instead of 1 − y²: the forward pass, and so E, is unchanged."""
+    from bpgpu import activations
+
+    tanh = type(activations.get("tanh"))
+    monkeypatch.setattr(tanh, "derivative", lambda self, y: 1 - y)
+    monkeypatch.setattr(tanh, "backward_", lambda self, y, g, ops: (1 - y) * g)
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+    net = bpgpu.MLP([4, 5, 3], activation="tanh", dtype="float64", seed=0, fused=fused)
+    errors = bpgpu.check_gradients(net, X, y)
+    assert errors[0] > 1e-2  # the first layer's gradient goes through the wrong tanh'
+    assert errors[1] < 1e-6  # the output layer's does not
+
+
+def test_check_gradients_samples_large_arrays():
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((4, 30)), rng.integers(0, 2, 4)
+    net = bpgpu.MLP([30, 40, 2], dtype="float64", seed=0)
+    calls = []
+    loss = type(net.loss).value
+
+    def counting(self, out, T):
+        calls.append(1)
+        return loss(self, out, T)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(type(net.loss), "value", counting):
+        errors = bpgpu.check_gradients(net, X, y, max_entries=50)
+    assert max(errors) < 1e-6
+    assert len(calls) == 2 * (50 + 40 + 50 + 2)  # W1 1200 → 50, b1 40, W2 80 → 50, b2 2

@@ -13,7 +13,7 @@ import bpgpu.optim
 from bpgpu import _host
 
 from .conftest import to_np
-from .test_reliability import X4, Y3, _net, _npy_bytes, _rewrite
+from .test_reliability import X4, Y3, _legacy_save, _net, _npy_bytes, _rewrite
 
 
 class Frozen(bpgpu.optim.SGD):
@@ -102,7 +102,7 @@ def test_cross_entropy_targets_outside_0_1_are_refused():
 
 def test_a_flipped_weight_byte_is_caught_by_the_crc(tmp_path):
     path = tmp_path / "net.npz"
-    _net().save(path)
+    _legacy_save(_net(), path)
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo("W0.npy")
     raw = bytearray(path.read_bytes())
@@ -118,7 +118,7 @@ def test_a_flipped_weight_byte_is_caught_by_the_crc(tmp_path):
 @pytest.mark.parametrize("cut", [slice(None, -4), slice(None, None)])
 def test_short_or_long_array_data_is_named(tmp_path, cut):
     path = tmp_path / "net.npz"
-    _net().save(path)
+    _legacy_save(_net(), path)
     data = _npy_bytes(np.zeros((4, 5), np.float32))
     data = data[cut] if cut.stop else data + b"\0" * 4
     _rewrite(path, add={"W0.npy": data})
@@ -129,7 +129,7 @@ def test_short_or_long_array_data_is_named(tmp_path, cut):
 def test_fortran_ordered_arrays_load_in_the_right_order(tmp_path):
     path = tmp_path / "net.npz"
     net = _net(dtype="float64")
-    net.save(path)
+    _legacy_save(net, path)
     W0 = to_np(net.weights[0][0])
     _rewrite(path, add={"W0.npy": _npy_bytes(np.asfortranarray(W0))})
     np.testing.assert_array_equal(to_np(bpgpu.load(path).weights[0][0]), W0)

@@ -3,6 +3,7 @@
 import copy
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -11,8 +12,11 @@ import zipfile
 
 import numpy as np
 import pytest
+import safetensors.numpy
+from safetensors import safe_open
 
 import bpgpu
+import bpgpu.state
 
 from .conftest import to_np
 
@@ -106,7 +110,7 @@ def test_bad_input_gets_a_clear_error(call, exc, phrase):
 
 def test_numpy_scalars_are_accepted_as_settings(tmp_path):
     hist = _net().fit(X4, Y3, epochs=np.int64(2), batch_size=np.int32(4), lr=np.float32(0.1),
-                      checkpoint=tmp_path / "ck.npz", checkpoint_every=np.int64(1))
+                      checkpoint=tmp_path / "ck.safetensors", checkpoint_every=np.int64(1))
     assert len(hist["loss"]) == 2
 
 
@@ -129,18 +133,18 @@ def test_divergence_stops_with_the_last_finite_weights(device, tmp_path):
                     dtype="float64")
     seen = []
     with pytest.raises(bpgpu.TrainingDiverged, match="lower the learning rate") as info:
-        net.fit(X, t, epochs=100, batch_size=4, lr=1.0,
+        net.fit(X, t, epochs=100, batch_size=4, lr=1.0, optimizer="sgd",
                 callbacks=[lambda n, e, logs: seen.append(to_np(n.weights[0][0]).copy())])
     assert info.value.lr == 1.0
     W = to_np(net.weights[0][0])
     assert np.all(np.isfinite(W))
     assert np.array_equal(W, seen[-1])  # the weights after the last good epoch
-    net.save(tmp_path / "ok.npz")  # finite weights save fine
+    net.save(tmp_path / "ok.safetensors")  # finite weights save fine
 
 
 def test_nan_weights_are_never_saved(tmp_path):
     net = bpgpu.MLP([3, 2], dtype="float64")
-    good = tmp_path / "net.npz"
+    good = tmp_path / "net.safetensors"
     net.save(good)
     before = good.read_bytes()
     W = to_np(net.weights[0][0]).copy()
@@ -149,7 +153,7 @@ def test_nan_weights_are_never_saved(tmp_path):
     with pytest.raises(ValueError, match="W0 contains NaN"):
         net.save(good)
     assert good.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.npz"]  # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.safetensors"]  # no temporary
 
 
 # -- out of memory ------------------------------------------------------------------------------
@@ -259,7 +263,7 @@ def test_resume_gives_bit_identical_weights_on_the_cpu(tmp_path, optimizer):
     kw = dict(batch_size=7, lr=0.05, optimizer=optimizer)
     full = _net()
     h_full = full.fit(X, y, epochs=6, **kw)
-    ck = tmp_path / "ck.npz"
+    ck = tmp_path / "ck.safetensors"
     first = _net()
     first.fit(X, y, epochs=4, checkpoint=ck, checkpoint_every=2, **kw)  # "killed" after 4
     resumed = _net(seed=0)
@@ -271,15 +275,15 @@ def test_resume_gives_bit_identical_weights_on_the_cpu(tmp_path, optimizer):
 
 
 def test_resume_refuses_a_different_network_or_optimizer(tmp_path):
-    ck = tmp_path / "ck.npz"
-    _net().fit(X4, Y3, epochs=1, checkpoint=ck)
+    ck = tmp_path / "ck.safetensors"
+    _net().fit(X4, Y3, epochs=1, checkpoint=ck, optimizer="sgd")
     with pytest.raises(ValueError, match="checkpoint of a different network"):
         bpgpu.MLP([4, 6, 3]).fit(X4, Y3, epochs=2, resume=ck)
     with pytest.raises(ValueError, match="optimizer 'sgd', not 'adam'"):
         _net().fit(X4, Y3, epochs=2, resume=ck, optimizer="adam")
     with pytest.raises(ValueError, match="same batch size"):
-        _net().fit(X4, Y3, epochs=2, resume=ck, batch_size=5)
-    model = tmp_path / "model.npz"
+        _net().fit(X4, Y3, epochs=2, resume=ck, batch_size=5, optimizer="sgd")
+    model = tmp_path / "model.safetensors"
     _net().save(model)
     with pytest.raises(bpgpu.ModelFileError, match="not a checkpoint"):
         _net().fit(X4, Y3, epochs=2, resume=model)
@@ -295,7 +299,7 @@ while True:
 
 
 def test_sigkill_during_save_leaves_the_previous_file_intact(tmp_path):
-    path = tmp_path / "net.npz"
+    path = tmp_path / "net.safetensors"
     bpgpu.MLP([1500, 1500, 10], dtype="float64", seed=1).save(path)
     interrupted = 0
     for delay in (0.15, 0.3, 0.45, 0.6, 0.75):
@@ -307,13 +311,153 @@ def test_sigkill_during_save_leaves_the_previous_file_intact(tmp_path):
             proc.wait()
         net = bpgpu.load(path)  # the old model or a complete new one, never a broken file
         assert net.sizes == [1500, 1500, 10]
-        for leftover in tmp_path.glob(".net.npz.*.tmp"):  # a save cut off midway
+        for leftover in tmp_path.glob(".net.safetensors.*.tmp"):  # a save cut off midway
             interrupted += 1
             os.unlink(leftover)
     assert interrupted >= 1  # at least one kill landed inside a save
 
 
-# -- model files from strangers -----------------------------------------------------------------
+# -- model files from strangers: safetensors, the format bpgpu writes ---------------------------
+
+def _st_rewrite(path, meta_change=None, tensors_change=None):
+    """Rewrite a bpgpu safetensors file with its metadata and/or tensors changed."""
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+        names = f.keys()
+        tensors = {k: f.get_tensor(k) for k in names}
+    if meta_change:
+        meta_change(meta)
+    if tensors_change:
+        tensors_change(tensors)
+    path.write_bytes(safetensors.numpy.save(tensors, metadata=meta))
+
+
+def _config(**changes):
+    def change(meta):
+        meta["config"] = json.dumps({**json.loads(meta["config"]), **changes})
+    return change
+
+
+def _flip_last_byte(path):
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0x01  # the last byte of the last tensor's data
+    path.write_bytes(bytes(raw))
+
+
+HOSTILE_SAFETENSORS = [
+    ("zeros", lambda p: p.write_bytes(b"\x00" * 300), "damaged or not a bpgpu model file"),
+    ("empty file", lambda p: p.write_bytes(b""), "damaged or not a bpgpu model file"),
+    ("truncated data", lambda p: p.write_bytes(p.read_bytes()[:-8]), "damaged"),
+    ("truncated header", lambda p: p.write_bytes(p.read_bytes()[:100]), "header claims"),
+    ("huge header claim", lambda p: p.write_bytes((2**40).to_bytes(8, "little") + b"{}"),
+     "header claims 1,099,511,627,776 bytes"),
+    ("plain safetensors", lambda p: p.write_bytes(safetensors.numpy.save(
+        {"W0": np.zeros((4, 5), np.float32)})), "no bpgpu metadata"),
+    ("foreign format", lambda p: _st_rewrite(p, lambda m: m.update(format="keras")),
+     "wrong format tag"),
+    ("future version", lambda p: _st_rewrite(p, lambda m: m.update(version="99")),
+     "format version 99 is newer"),
+    ("no config", lambda p: _st_rewrite(p, lambda m: m.pop("config")), "has no config"),
+    ("bad json", lambda p: _st_rewrite(p, lambda m: m.update(config="{not json")),
+     "not valid JSON"),
+    ("missing array", lambda p: _st_rewrite(p, tensors_change=lambda t: t.pop("W1")),
+     "array 'W1' is missing"),
+    ("extra array", lambda p: _st_rewrite(p, tensors_change=lambda t: t.update(
+        evil=np.zeros(3, np.float32))), "unexpected arrays ['evil']"),
+    ("shape lie", lambda p: _st_rewrite(p, tensors_change=lambda t: t.update(
+        W0=np.zeros((5, 5), np.float32))), "need [4, 5] F32"),
+    ("dtype lie", lambda p: _st_rewrite(p, tensors_change=lambda t: t.update(
+        W0=np.zeros((4, 5), np.float64))), "array 'W0' is [4, 5] F64"),
+    ("sizes lie", lambda p: _st_rewrite(p, _config(sizes=[4, 6, 3])), "need [4, 6]"),
+    ("bad sizes", lambda p: _st_rewrite(p, _config(sizes="big")), "bad layer sizes"),
+    ("oversized sizes", lambda p: _st_rewrite(p, _config(sizes=[4, 2**40, 3])),
+     "bad layer sizes"),
+    ("bad activation", lambda p: _st_rewrite(p, _config(activation="os.system")),
+     "unknown activation"),
+    ("flipped weight byte", _flip_last_byte, "CRC-32 does not match"),
+    ("bad rng state", lambda p: _st_rewrite(p, lambda m: m.update(rng='{"bit_generator": 1}')),
+     "do not describe a valid network"),
+]
+
+
+@pytest.mark.parametrize("damage,phrase", [h[1:] for h in HOSTILE_SAFETENSORS],
+                         ids=[h[0] for h in HOSTILE_SAFETENSORS])
+def test_hostile_safetensors_files_give_one_clear_error(tmp_path, damage, phrase):
+    path = tmp_path / "net.safetensors"
+    _net().save(path)
+    damage(path)
+    with pytest.raises(bpgpu.ModelFileError) as info:
+        bpgpu.load(path)
+    assert phrase in str(info.value) and str(path) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_damaged_checkpoint_is_one_clear_error_on_resume(tmp_path):
+    ck = tmp_path / "ck.safetensors"
+    _net().fit(X4, Y3, epochs=1, checkpoint=ck, optimizer="adam")
+
+    def lie(meta):
+        opt = json.loads(meta["optimizer"])
+        opt["lists"]["m"] = 1  # one moment for four parameters
+        meta["optimizer"] = json.dumps(opt)
+    _st_rewrite(ck, lie)
+    with pytest.raises(bpgpu.ModelFileError, match="bad optimizer state") as info:
+        _net().fit(X4, Y3, epochs=2, resume=ck, optimizer="adam")
+    assert str(ck) in str(info.value)
+
+
+def test_the_file_is_safetensors_whatever_the_suffix(tmp_path):
+    net = _net(dtype="float64")
+    net.save(tmp_path / "net.npz")
+    arrays = safetensors.numpy.load_file(tmp_path / "net.npz")
+    assert sorted(arrays) == ["W0", "W1", "b0", "b1"]
+    for i, (W, b) in enumerate(net.weights):
+        assert np.array_equal(arrays[f"W{i}"], to_np(W)) and np.array_equal(arrays[f"b{i}"],
+                                                                            to_np(b))
+
+
+# -- model files of bpgpu 0.1.0 (a zip of .npy plus meta.json): still read, and checked ----------
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+def test_a_model_file_of_the_zip_format_predicts_what_it_did():
+    """tests/data/legacy-*: written by bpgpu 0.1.0 itself (MLP([4, 5, 3], seed=0), two epochs of
+    Adam on X4, Y3, batch 4, lr 0.1), with its predictions for X4."""
+    net = bpgpu.load(DATA / "legacy-model.npz")
+    assert np.array_equal(net.predict(X4, host=True), np.load(DATA / "legacy-predictions.npy"))
+
+
+def test_a_checkpoint_of_the_zip_format_resumes_bit_for_bit(tmp_path):
+    kw = dict(batch_size=4, lr=0.1, optimizer="adam")
+    full = _net()
+    h_full = full.fit(X4, Y3, epochs=4, **kw)
+    resumed = _net()
+    h_res = resumed.fit(X4, Y3, epochs=4, resume=DATA / "legacy-checkpoint.npz", **kw)
+    assert h_res["loss"] == h_full["loss"]
+    for (Wa, ba), (Wb, bb) in zip(full.weights, resumed.weights):
+        assert np.array_equal(Wa, Wb) and np.array_equal(ba, bb)
+    resumed.save(tmp_path / "converted.safetensors")  # converting is loading and saving
+    assert np.array_equal(bpgpu.load(tmp_path / "converted.safetensors").predict(X4, host=True),
+                          resumed.predict(X4, host=True))
+
+
+def _legacy_write(path, st):
+    """Write state ``st`` in bpgpu 0.1.0's zip format (that release's writer, kept for tests)."""
+    meta = {"format": "bpgpu-mlp", "version": 1,
+            **{k: v for k, v in st["config"].items() if k != "fused"}}
+    meta["arrays"] = {k: {"shape": list(a.shape), "dtype": a.dtype.str}
+                      for k, a in st["arrays"].items()}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("meta.json", json.dumps(meta, indent=1))
+        for name, a in st["arrays"].items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(a), allow_pickle=False)
+
+
+def _legacy_save(net, path):
+    _legacy_write(path, bpgpu.state.capture(net))
+
 
 def _rewrite(path, meta_change=None, drop=None, add=None, compress=False):
     with zipfile.ZipFile(path) as zf:
@@ -385,7 +529,7 @@ def _rewrite_raw_meta(path, raw):
 @pytest.mark.parametrize("damage,phrase", [h[1:] for h in HOSTILE], ids=[h[0] for h in HOSTILE])
 def test_hostile_model_files_give_one_clear_error(tmp_path, damage, phrase):
     path = tmp_path / "net.npz"
-    _net().save(path)
+    _legacy_save(_net(), path)
     damage(path)
     with pytest.raises(bpgpu.ModelFileError) as info:
         bpgpu.load(path)
@@ -395,4 +539,4 @@ def test_hostile_model_files_give_one_clear_error(tmp_path, damage, phrase):
 
 def test_missing_model_file():
     with pytest.raises(bpgpu.ModelFileError, match="no such file"):
-        bpgpu.load("/no/such/model.npz")
+        bpgpu.load("/no/such/model.safetensors")

@@ -24,7 +24,7 @@ def test_cafeteria_delta_rule_step(device, dtype):
     assert to_np(net.predict(X_WEEK))[0, 0] == 500.0
     (delta,) = net.deltas(X_WEEK, T_WEEK)
     assert to_np(delta)[0, 0] == -350.0  # y − t: the residual t − y is 350 (3.50 €)
-    net.fit(X_WEEK, T_WEEK, epochs=1, batch_size="full", lr=1 / 35)
+    net.fit(X_WEEK, T_WEEK, epochs=1, batch_size="full", lr=1 / 35, optimizer="sgd")
     w = to_np(net.weights[0][0])[:, 0]
     assert w.tolist() == [100.0, 70.0, 80.0]  # Δw = η x (t − y) = (50, 20, 30), exactly
     residual = T_WEEK[0, 0] - to_np(net.predict(X_WEEK))[0, 0]
@@ -36,7 +36,7 @@ def test_online_learning_is_the_delta_rule_applied_example_by_example(device):
     X = rng.integers(1, 7, (5, 3)).astype(float)
     t = X @ np.array([50.0, 150.0, 100.0])
     net = _cafeteria(device)
-    net.fit(X, t, epochs=1, batch_size=1, lr=0.01, shuffle=False)
+    net.fit(X, t, epochs=1, batch_size=1, lr=0.01, optimizer="sgd", shuffle=False)
     w = np.full(3, 50.0)
     for x, target in zip(X, t):
         w += 0.01 * x * (target - x @ w)  # Δw_i = η x_i (t − y)
@@ -48,7 +48,7 @@ def test_batch_learning_sums_over_the_set(device):
     X = rng.integers(1, 7, (4, 3)).astype(float)
     t = X @ np.array([50.0, 150.0, 100.0])
     net = _cafeteria(device)
-    net.fit(X, t, epochs=3, batch_size="full", lr=0.01)
+    net.fit(X, t, epochs=3, batch_size="full", lr=0.01, optimizer="sgd")
     w = np.full(3, 50.0)
     for _ in range(3):
         w += 0.01 * X.T @ (t - X @ w) / len(X)  # the batch-mean gradient of E

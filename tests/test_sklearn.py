@@ -115,7 +115,7 @@ def test_unpickling_where_the_device_is_missing_falls_back_to_cpu(digits):
     X, y = digits
     clf = small(epochs=1).fit(X, y)
     state = clf.__getstate__()
-    state["_net_blob"]["device"] = "cuda:99"  # a GPU no machine here has
+    state["_net_state"]["device"] = "cuda:99"  # a GPU no machine here has
     clone_ = BPClassifier.__new__(BPClassifier)
     with pytest.warns(UserWarning, match="'cuda:99', which is not usable here"):
         clone_.__setstate__(state)

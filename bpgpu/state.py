@@ -1,0 +1,113 @@
+"""A network's state as plain data, and the one path that captures and rebuilds it.
+
+A state is a dict:
+
+- ``config``: the JSON-able settings that rebuild the architecture (:func:`config`);
+- ``arrays``: host NumPy copies by name — ``W0``, ``b0``, ``W1``, ... (``W{l}`` of shape
+  (sizes[l], sizes[l+1])), and with a trainer its optimizer's ``opt.<key>.<i>``;
+- ``rng``: the shuffling generator's ``bit_generator.state``; ``history``: the last fit's history;
+- with a trainer, ``optimizer``: its name, settings, step count and which arrays are its lists.
+
+Model files and checkpoints (:mod:`bpgpu.io`, :mod:`bpgpu.checkpoint`), ``resume``,
+:meth:`Network.to`, pickling and copying, and the scikit-learn estimators' pickling all go through
+:func:`capture` and :func:`build`, so a network is rebuilt, and an optimizer's state serialised, in
+one place.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+
+from . import optim
+from .errors import DeviceUnavailableError
+
+
+def config(net):
+    """The settings that rebuild ``net``'s architecture (JSON-serialisable)."""
+    return {"sizes": list(net.sizes), "activation": net.activation.name,
+            "output": net.output.name, "loss": net.loss.name, "bias": net.bias,
+            "dtype": net.dtype_name, "seed": net.seed, "fused": net.fused}
+
+
+def param_names(cfg):
+    """The parameters' names in :attr:`Network.params` order: ``["W0", "b0", "W1", ...]``."""
+    layers = range(len(cfg["sizes"]) - 1)
+    return [n for i in layers for n in ((f"W{i}", f"b{i}") if cfg["bias"] else (f"W{i}",))]
+
+
+def capture(net, trainer=None):
+    """``net``'s state (with ``trainer``'s optimizer state, when given) as host copies."""
+    cfg = config(net)
+    host = net.backend.to_host
+    arrays = {name: np.array(host(p)) for name, p in zip(param_names(cfg), net.params)}
+    st = {"config": cfg, "arrays": arrays, "rng": net.shuffle_rng.bit_generator.state,
+          "history": copy.deepcopy(net.history)}
+    if trainer is not None:
+        st["optimizer"] = _optimizer_meta(trainer)
+        for key, count in st["optimizer"]["lists"].items():
+            arrays.update({f"opt.{key}.{i}": np.array(host(a))
+                           for i, a in zip(range(count), trainer.state[key])})
+    return st
+
+
+def _optimizer_meta(trainer):
+    scalars, lists = {}, {}
+    for key, value in trainer.state.items():
+        if isinstance(value, list):
+            lists[key] = len(value)
+        else:  # a step count: a Python int, or a 0-d device array where the step is compiled
+            scalars[key] = int(value if isinstance(value, int)
+                               else trainer.net.backend.to_host(value).item())
+    return {"name": trainer.opt.name, "hyper": dict(vars(trainer.opt)), "scalars": scalars,
+            "lists": lists}
+
+
+def build(cls, st, device=None):
+    """A network of class ``cls`` on ``device`` (any spec) from state ``st``."""
+    cfg = dict(st["config"])
+    with warnings.catch_warnings():  # a softmax + sse pairing was warned of when first made
+        warnings.filterwarnings("ignore", "a softmax output with loss", UserWarning)
+        net = cls(cfg.pop("sizes"), cfg.pop("activation"), cfg.pop("output"), cfg.pop("loss"),
+                  device=device, **cfg)
+    apply(net, st)
+    return net
+
+
+def apply(net, st):
+    """Give ``net`` (of ``st``'s architecture) the state's parameters, RNG state and history."""
+    names = param_names(config(net))
+    net.set_weights(net.unflatten([st["arrays"][n] for n in names]))
+    if st.get("rng") is not None:
+        net.shuffle_rng.bit_generator.state = st["rng"]
+    net.history = copy.deepcopy(st.get("history"))
+
+
+def rebuild(cls, st, device):
+    """:func:`build` on ``device``, or on ``"cpu"`` with a warning where that device is not
+    usable here (an unpickled network, or an estimator fitted on a GPU and loaded without one)."""
+    try:
+        return build(cls, st, device)
+    except DeviceUnavailableError as exc:
+        warnings.warn(f"the {cls.__name__} was saved on device {device!r}, which is not usable "
+                      f"here ({exc}); it is rebuilt on 'cpu'", UserWarning, stacklevel=2)
+        return build(cls, st, "cpu")
+
+
+def optimizer_of(st):
+    """The optimizer that wrote ``st``'s optimizer state, with its settings."""
+    meta = st["optimizer"]
+    return optim.get(meta["name"], **meta["hyper"])
+
+
+def restore_optimizer(trainer, st):
+    """Put ``st``'s optimizer state into ``trainer`` (bound to a network of ``st``'s shapes)."""
+    be, dtype = trainer.net.backend, trainer.net.dtype
+    meta, arrays = st["optimizer"], st["arrays"]
+    with be.context():
+        for key, count in meta["lists"].items():
+            trainer.state[key] = [be.asarray(arrays[f"opt.{key}.{i}"], dtype)
+                                  for i in range(count)]
+    trainer.state.update(meta["scalars"])
