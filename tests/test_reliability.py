@@ -424,22 +424,22 @@ DATA = pathlib.Path(__file__).parent / "data"
 def test_a_model_file_of_the_zip_format_predicts_what_it_did():
     """tests/data/legacy-*: written by bpgpu 0.1.0 itself (MLP([4, 5, 3], seed=0), two epochs of
     Adam on X4, Y3, batch 4, lr 0.1), with its predictions for X4."""
-    net = bpgpu.load(DATA / "legacy-model.npz")
+    net = bpgpu.load(DATA / "legacy-model.npz", device="cpu")
     assert np.array_equal(net.predict(X4, host=True), np.load(DATA / "legacy-predictions.npy"))
 
 
 def test_a_checkpoint_of_the_zip_format_resumes_bit_for_bit(tmp_path):
     kw = dict(batch_size=4, lr=0.1, optimizer="adam")
-    full = _net()
+    full = _net(device="cpu")  # where bpgpu 0.1.0 wrote the checkpoint
     h_full = full.fit(X4, Y3, epochs=4, **kw)
-    resumed = _net()
+    resumed = _net(device="cpu")
     h_res = resumed.fit(X4, Y3, epochs=4, resume=DATA / "legacy-checkpoint.npz", **kw)
     assert h_res["loss"] == h_full["loss"]
     for (Wa, ba), (Wb, bb) in zip(full.weights, resumed.weights):
         assert np.array_equal(Wa, Wb) and np.array_equal(ba, bb)
     resumed.save(tmp_path / "converted.safetensors")  # converting is loading and saving
-    assert np.array_equal(bpgpu.load(tmp_path / "converted.safetensors").predict(X4, host=True),
-                          resumed.predict(X4, host=True))
+    converted = bpgpu.load(tmp_path / "converted.safetensors", device="cpu")
+    assert np.array_equal(converted.predict(X4, host=True), resumed.predict(X4, host=True))
 
 
 def _legacy_write(path, st):
