@@ -42,8 +42,8 @@ tf32 : bool, default False
     Stored for the day bpgpu gets a TF32 path, where it would affect CUDA matmuls only. bpgpu has
     none yet, so it changes nothing (fit warns when it is True on a GPU).
 verbose : bool, default False
-    Report training on standard error: a progress bar where it is a terminal, else one line per
-    epoch (``partial_fit``: one line per call).
+    Report training: a progress bar where one shows (a terminal, or tqdm's widget in a
+    notebook), else one line per epoch on standard error (``partial_fit``: one line per call).
 
 Fitted attributes: ``net_`` (the :class:`bpgpu.MLP`), ``device_`` (its device spec),
 ``n_features_in_``, ``n_outputs_``, ``out_activation_``, ``loss_curve_`` (mean training loss per
