@@ -62,7 +62,7 @@ def train(args):
                    verbose=sys.stdout.isatty() and not (args.quiet or args.json
                                                         or args.no_progress),
                    checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                   resume=args.resume, comm=comm,
+                   resume=args.resume, comm=comm, compile=args.compile,
                    callbacks=[lambda net, epoch, logs: run_epochs.append(epoch)])
     elapsed = time.perf_counter() - t0
     _report(args, net, data, hist, comm, lr, batch_size, len(Xt), len(run_epochs), elapsed)

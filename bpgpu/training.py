@@ -34,13 +34,15 @@ def resolve_mode(backend, compile, parallel=None, epochs=True):
     """The compilation mode to use: ``"auto"`` becomes the fastest ``backend`` has."""
     if compile not in MODES:
         raise ValueError(f"compile must be one of {', '.join(MODES)}, got {compile!r}")
+    if compile == "epoch" and not epochs:
+        raise ValueError("a Trainer runs one step at a time: compile='epoch' is for fit")
     have = [m for m in backend.compile_modes if epochs or m != "epoch"]
     if compile == "auto":
         return "none" if parallel is not None else have[-1]
     if compile not in have:
         raise ValueError(f"compile={compile!r} is not available on {backend.name}, which runs "
-                         f"{'steps' if epochs else 'a step'} operation by operation; devices "
-                         f"that compile: {COMPILING_DEVICES}")
+                         f"steps operation by operation; devices that compile: "
+                         f"{COMPILING_DEVICES}")
     if parallel is not None and compile != "none":
         raise ValueError("data-parallel training (comm=...) runs operation by operation; use "
                          "compile='none' or 'auto'")
@@ -123,15 +125,16 @@ class Trainer:
                 else xp.sum(xp.astype(labels_of(xp, out) == labels, dtype)))
         return params, state, loss, hits
 
-    def compiled(self, name, fn):
-        """``fn`` compiled by the backend (parameters and state donated), kept per name until the
-        optimizer's settings change (a changed learning rate is a new compilation)."""
+    def compiled(self, name, fn, donate=(0, 1)):
+        """``fn`` compiled by the backend (by default parameters and state donated), kept per
+        name until the optimizer's settings change (a changed learning rate is a new
+        compilation)."""
         settings = [v for v in vars(self.opt).values() if isinstance(v, (int, float, str))]
         settings.append(type(self.opt))
         entry = self._compiled.get(name)
         if entry is None or entry[0] != settings:
             be = self.net.backend
-            entry = self._compiled[name] = settings, be.compile(fn, donate=(0, 1))
+            entry = self._compiled[name] = settings, be.compile(fn, donate=donate)
             # A counter (Adam's t) is carried on the device in the parameters' float dtype: exact
             # to 2^24 steps in float32, and its powers then stay in that dtype.
             self.state = {k: be.asarray(v, self.net.dtype) if isinstance(v, (int, float)) else v
@@ -172,16 +175,16 @@ class EpochRunner:
 
     def _epoch(self, hook):
         net, xp = self.net, self.net.xp
-        snapshot = [xp.asarray(p, copy=True) for p in net.params]
         perm = _host.permutation(net.shuffle_rng, self.n) if self.shuffle else None
         if self.mode == "epoch":
-            loss_sum, correct = self._compiled_epoch(perm)
+            snapshot = net.params  # a compiled epoch is not given the parameters' buffers
+            totals = self._compiled_epoch(perm)
         else:
-            loss_sum, correct = self._stepwise(perm, hook or StepHook())
+            snapshot = [xp.asarray(p, copy=True) for p in net.params]
+            totals = _totals(xp, *self._stepwise(perm, hook or StepHook()), net.params)
         self.epochs_done += 1
         # One read from the device per epoch: the loss, the hits and the largest weight.
-        totals = net.backend.to_host(
-            xp.stack([loss_sum, correct, _largest_magnitude(xp, net.params)])).tolist()
+        totals = net.backend.to_host(totals).tolist()
         if self.trainer.parallel is not None:
             totals[:2] = self.trainer.parallel.sum_scalars(totals[:2])
         logs = {"loss": totals[0] / self.n}
@@ -212,15 +215,16 @@ class EpochRunner:
     def _compiled_epoch(self, perm):
         net, tr = self.net, self.trainer
         order = net.backend.asarray(range(self.n) if perm is None else perm, net.xp.int64)
-        fn = tr.compiled(("epoch", self.n, self.batch, self.classify), self.epoch_function)
-        params, tr.state, loss_sum, correct = fn(net.params, tr.state, self.X, self.T,
-                                                 self.labels, order)
+        fn = tr.compiled(("epoch", self.n, self.batch, self.classify), self.epoch_function,
+                         donate=(1,))
+        params, tr.state, totals = fn(net.params, tr.state, self.X, self.T, self.labels, order)
         net.replace_params(params)
-        return loss_sum, correct
+        return totals
 
     def epoch_function(self, params, state, X, T, labels, order):
         """A whole epoch as a pure function: every batch of ``order`` in turn, the full batches
-        in the backend's loop and the ragged last one after it."""
+        in the backend's loop and the ragged last one after it. Returns the new parameters and
+        state and the epoch's totals (summed loss, correct count, largest weight)."""
         xp, size, trainer = self.net.xp, self.batch, self.trainer
 
         def body(carry, idx):
@@ -237,7 +241,8 @@ class EpochRunner:
             carry = self.net.backend.scan(body, carry, rows)
         if self.n % size:
             carry = body(carry, order[full * size:])
-        return carry
+        params, state, loss_sum, correct = carry
+        return params, state, _totals(xp, loss_sum, correct, params)
 
     def _rows(self, start):
         stop = min(start + self.batch, self.n)
@@ -433,6 +438,12 @@ def evaluate(net, X, y):
         Xd = net.device_inputs(X)
         Td = net.device_targets(y, Xd.shape[0])
         return evaluate_arrays(net, Xd, Td, is_classification(net, y))
+
+
+def _totals(xp, loss_sum, correct, params):
+    """An epoch's summed loss, correct count and largest weight magnitude as one device vector
+    (read with one transfer)."""
+    return xp.stack([loss_sum, correct, _largest_magnitude(xp, params)])
 
 
 def _largest_magnitude(xp, params):
