@@ -13,8 +13,10 @@ buffers is the exception: each step's all-reduce goes through host memory).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
+import weakref
 
 from array_api_compat import device
 
@@ -415,21 +417,41 @@ def is_classification(net, y):
 
 
 def evaluate_arrays(net, X, T, classify, chunk=8192):
-    """Loss and accuracy of ``net`` on device arrays, in chunks that bound the memory used."""
-    xp = net.xp
-    loss_sum, correct = 0.0, 0
-    n = X.shape[0]
+    """Loss and accuracy of ``net`` on device arrays, in chunks that bound the memory used; one
+    read from the device at the end, and one compiled call per chunk where the device compiles."""
+    metrics, totals, n = _chunk_metrics(net), None, X.shape[0]
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)  # the standard leaves out-of-bounds slices unspecified
-        Xb, Tb = X[start:stop, ...], T[start:stop, ...]
-        out = net.forward_pass(Xb)[-1]
-        loss_sum = loss_sum + net.loss.value(out, Tb) * Xb.shape[0]
-        if classify:
-            correct = correct + count_correct(xp, out, Tb)
-    logs = {"loss": float(loss_sum) / X.shape[0]}
+        m = metrics(net.params, X[start:stop, ...], T[start:stop, ...])
+        totals = m if totals is None else totals + m
+    loss_sum, correct = net.backend.to_host(totals).tolist()
+    logs = {"loss": loss_sum / n}
     if classify:
-        logs["accuracy"] = float(correct) / X.shape[0]
+        logs["accuracy"] = correct / n
     return logs
+
+
+_COMPILED_METRICS = weakref.WeakKeyDictionary()
+
+
+def _chunk_metrics(net):
+    """:func:`chunk_totals` for ``net``, compiled once per network where its device compiles
+    (each operation run on its own would be compiled on its own, at a far higher cost)."""
+    fn = functools.partial(chunk_totals, net)
+    if "step" not in net.backend.compile_modes:
+        return fn
+    if net not in _COMPILED_METRICS:
+        _COMPILED_METRICS[net] = net.backend.compile(fn)
+    return _COMPILED_METRICS[net]
+
+
+def chunk_totals(net, params, X, T):
+    """The summed loss and the count of correct answers on (X, T) under ``params``, as one
+    device vector."""
+    xp = net.xp
+    out = net.forward_pass(X, params)[-1]
+    correct = xp.astype(count_correct(xp, out, T), net.dtype)
+    return xp.stack([net.loss.value(out, T) * X.shape[0], correct])
 
 
 def evaluate(net, X, y):

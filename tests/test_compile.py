@@ -126,3 +126,15 @@ def test_float64_without_jax_64_bit_mode_says_how_to_turn_it_on():
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], env=env,
                          capture_output=True, text=True, check=True).stdout
     assert "JAX_ENABLE_X64=1" in out and out.strip().endswith("float32")
+
+
+def test_validation_on_a_compiling_device_matches_the_cpu():
+    _jax()
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((60, 4)), rng.integers(0, 3, 60)
+    hists = [bpgpu.MLP([4, 6, 3], device=d, seed=1).fit(
+        X[:40], y[:40], epochs=3, batch_size=8, validation_data=(X[40:], y[40:]))
+        for d in ("jax:cpu", "cpu")]
+    for key in ("val_loss", "val_accuracy", "loss", "accuracy"):
+        np.testing.assert_allclose(hists[0][key], hists[1][key], rtol=1e-5, atol=1e-6)
+    assert len(set(hists[1]["val_loss"])) == 3  # the validation follows the training
