@@ -10,12 +10,15 @@ import array_api_compat
 import numpy as np
 from sklearn import get_config
 
-from .training import EpochRunner
+from .training import EpochRunner, resolve_mode
 
 
 def one_epoch(trainer, X, T, batch_size):
-    """One shuffled pass of mini-batch steps over device arrays X, T; the mean loss."""
-    return EpochRunner(trainer, X, T, batch_size, shuffle=True, classify=False).epoch()["loss"]
+    """One shuffled pass of mini-batch steps over device arrays X, T; the mean loss. A device
+    that compiles epochs runs it as one compiled call (kept by the trainer between calls)."""
+    mode = resolve_mode(trainer.net.backend, "auto")
+    return EpochRunner(trainer, X, T, batch_size, shuffle=True, classify=False,
+                       mode=mode).epoch()["loss"]
 
 
 def epoch_printer(epochs):
