@@ -63,7 +63,7 @@ def library_versions():
     out = {name: _version(dist) for name, dist in (
         ("bpgpu", "bpgpu"), ("numpy", "numpy"), ("torch", "torch"), ("sklearn", "scikit-learn"),
         ("array_api_compat", "array-api-compat"), ("threadpoolctl", "threadpoolctl"),
-        ("matplotlib", "matplotlib"))}
+        ("matplotlib", "matplotlib"), ("jax", "jax"), ("jaxlib", "jaxlib"))}
     cupy = sys.modules.get("cupy")
     out["cupy"] = getattr(cupy, "__version__", None) if cupy else None
     if cupy is not None:
