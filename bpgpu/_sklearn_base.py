@@ -162,7 +162,7 @@ class BPEstimator(BaseEstimator):
         self._trainer.opt.lr = lr
         with net.backend.context():
             loss = one_epoch(self._trainer, net.backend.asarray(self._on_net(X), net.dtype),
-                             net.backend.asarray(T, net.dtype), batch_size)
+                             net.backend.asarray(T, net.dtype), batch_size, self.n_iter_)
         self.loss_curve_.append(loss)
         self.n_iter_ += 1
         self.loss_ = loss

@@ -13,12 +13,14 @@ from sklearn import get_config
 from .training import EpochRunner, resolve_mode
 
 
-def one_epoch(trainer, X, T, batch_size):
-    """One shuffled pass of mini-batch steps over device arrays X, T; the mean loss. A device
-    that compiles epochs runs it as one compiled call (kept by the trainer between calls)."""
-    mode = resolve_mode(trainer.net.backend, "auto")
-    return EpochRunner(trainer, X, T, batch_size, shuffle=True, classify=False,
-                       mode=mode).epoch()["loss"]
+def one_epoch(trainer, X, T, batch_size, epochs_done=0):
+    """One shuffled pass of mini-batch steps over device arrays X, T, after ``epochs_done``
+    earlier ones; the mean loss. A device that compiles epochs runs it as one compiled call
+    (kept by the trainer between calls)."""
+    run = EpochRunner(trainer, X, T, batch_size, shuffle=True, classify=False,
+                      mode=resolve_mode(trainer.net.backend, "auto"))
+    run.epochs_done = epochs_done
+    return run.epoch()["loss"]
 
 
 def epoch_printer(epochs):

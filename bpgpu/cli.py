@@ -67,8 +67,8 @@ def build_parser():
                                                     "the total to reach")
     t.add_argument("--compile", default="auto", choices=["auto", "none", "step", "epoch"],
                    help="none: operation by operation; step / epoch: one compiled call per step "
-                        "/ per epoch, on devices that compile (jax); auto (default): the fastest "
-                        "the device has")
+                        "/ per epoch, on devices that compile (jax); auto (default): epoch where "
+                        "the device compiles, else none")
     t.add_argument("--distributed", action="store_true",
                    help="data-parallel over MPI ranks: mpiexec -n N bpgpu train --distributed")
     t.add_argument("--plot", metavar="PATH", help="loss/accuracy curves as PNG (bpgpu[plot])")

@@ -52,6 +52,9 @@ def train(args):
     if args.trace:
         from .trace import trace_fit
 
+        if args.compile == "epoch":
+            raise ValueError("--trace shows every step, so it runs step by step: leave out "
+                             "--compile epoch")
         trace_fit(net, Xt, yt, epochs=args.epochs, batch_size=batch_size, lr=lr,
                   optimizer=args.optimizer, shuffle=True, out=sys.stdout)
         return _finish(args, net, None)
@@ -127,16 +130,23 @@ def _mpi_world():
     return MPI.COMM_WORLD
 
 
+_GPU_PREFIX = {"cupy": "cuda", "torch": "torch:cuda", "jax": "jax:cuda"}
+
+
 def _rank_backend(spec, comm):
-    """The device for this process: under MPI, a bare GPU spec means this rank's GPU among
-    those it sees (:func:`bpgpu.distributed.rank_gpu`); a spec with an index is taken as is."""
+    """The device for this process: under MPI, a GPU spec without an index (``cuda``, ``gpu``,
+    ``torch``, ``torch:cuda``, ``jax``, ``jax:cuda``, ``auto``) means this rank's GPU among those
+    it sees (:func:`bpgpu.distributed.rank_gpu`); a spec with an index is taken as is."""
     backend = get_backend(spec)
-    if comm is None or not backend.is_gpu or ":" in (spec or "").replace("torch:cuda", ""):
+    if comm is None or not backend.is_gpu or _has_index(spec or ""):
         return backend
     from .distributed import rank_gpu
 
-    prefix = "torch:cuda" if backend.library == "torch" else "cuda"
-    return get_backend(rank_gpu(comm, prefix))
+    return get_backend(rank_gpu(comm, _GPU_PREFIX[backend.library]))
+
+
+def _has_index(spec):
+    return spec.strip().rsplit(":", 1)[-1].isdigit()
 
 
 def _finish(args, net, summary):

@@ -114,7 +114,7 @@ def rank_gpu(comm, prefix, first=0):
     Parameters
     ----------
     comm : mpi4py communicator
-    prefix : {"cuda", "torch:cuda"}
+    prefix : {"cuda", "torch:cuda", "jax:cuda"}
     first : int
         The GPU the host's first rank takes.
     """

@@ -141,6 +141,7 @@ def run(out="lecture", device=None, stream=None):
         The numbers written to ``lecture.json``.
     """
     check_matplotlib()
+    get_backend(device).check_dtype("float64")  # the lecture's numbers are float64: fail first
     out = _folder(out)
     t0 = time.perf_counter()
     numbers, curves = measure(device)

@@ -47,7 +47,7 @@ class Network:
     bias : bool
         Whether each layer has a bias vector (the lecture's linear neuron has none).
     fused : bool
-        Use the rules' fast paths on the backend's in-place primitives (NumPy, PyTorch, CuPy)
+        Use the rules' fast paths on the backend's in-place primitives (NumPy, PyTorch)
         where it has them; ``False`` forces the plain Array API reference everywhere.
     """
 
@@ -86,8 +86,10 @@ class Network:
     @property
     def weights(self):
         """List of ``(W, b)`` per layer on the device; ``W`` has shape (n_in, n_out), ``b`` (n_out,)
-        or ``None`` without bias. Training replaces these arrays (it does not write into them
-        on every backend), so read ``weights`` again after training."""
+        or ``None`` without bias. Read ``weights`` again after training, and copy what you want
+        to keep: the in-place fast paths (NumPy, PyTorch) train by writing into these arrays, a
+        compiled JAX step gives them up (reading one then raises), and elsewhere they are
+        replaced."""
         return self.unflatten(self._params)
 
     @property

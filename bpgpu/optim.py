@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 
 from array_api_compat import array_namespace
 
@@ -25,7 +26,7 @@ class SGD:
     name = "sgd"
 
     def __init__(self, lr=LR["sgd"]):
-        self.lr = float(lr)
+        self.lr = _setting("lr (the learning rate η)", lr, low=0.0)
 
     def init_state(self, params):
         return {}
@@ -57,7 +58,7 @@ class Momentum(SGD):
 
     def __init__(self, lr=LR["momentum"], momentum=0.9):
         super().__init__(lr)
-        self.momentum = float(momentum)
+        self.momentum = _setting("momentum", momentum, low=0.0, high=1.0, low_ok=True)
 
     def init_state(self, params):
         return {"velocity": [_zeros_like(p) for p in params]}
@@ -83,7 +84,9 @@ class Adam(SGD):
 
     def __init__(self, lr=LR["adam"], beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.beta1 = _setting("beta1", beta1, low=0.0, high=1.0, low_ok=True)
+        self.beta2 = _setting("beta2", beta2, low=0.0, high=1.0, low_ok=True)
+        self.eps = _setting("eps", eps, low=0.0)
 
     def init_state(self, params):
         return {"step": 0, "m": [_zeros_like(p) for p in params],
@@ -112,6 +115,18 @@ class Adam(SGD):
         ms = [ops.scale_axpy_(m, b1, 1 - b1, g) for g, m in zip(grads, state["m"])]
         new = [ops.addcdiv_sqrt_(p, -size, m, v, eps) for p, m, v in zip(params, ms, vs)]
         return new, {"step": t, "m": ms, "v": vs}
+
+
+def _setting(name, value, low, high=math.inf, low_ok=False):
+    """``value`` as a float, checked to lie in (low, high) ([low, high) with ``low_ok``)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = math.nan
+    if isinstance(value, bool) or not (low <= x < high if low_ok else low < x < high):
+        interval = f"{'[' if low_ok else '('}{low:g}, {high:g})"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    return x
 
 
 @functools.cache

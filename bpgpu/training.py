@@ -1,7 +1,7 @@
 """Training: the step as a pure function, the one epoch loop, :func:`fit` and :func:`evaluate`.
 
 One step is ``(params, optimizer state, X, T) → (params', state', outputs)``. The reference never
-writes into an array; on NumPy, PyTorch and CuPy the same call runs the rules' in-place fast paths,
+writes into an array; on NumPy and PyTorch the same call runs the rules' in-place fast paths,
 and on a compiling device (JAX) it is compiled once per shape — one call per step, or a whole epoch
 (the shuffled batches taken on the device, the ragged last batch included) as one call.
 
@@ -33,7 +33,9 @@ MODES = ("auto", "none", "step", "epoch")
 
 
 def resolve_mode(backend, compile, parallel=None, epochs=True):
-    """The compilation mode to use: ``"auto"`` becomes the fastest ``backend`` has."""
+    """The compilation mode to use: ``"auto"`` becomes the most ``backend`` compiles (``"epoch"``
+    on JAX; ``"step"`` for a lone Trainer; ``"none"`` under data parallelism or where nothing
+    compiles)."""
     if compile not in MODES:
         raise ValueError(f"compile must be one of {', '.join(MODES)}, got {compile!r}")
     if compile == "epoch" and not epochs:
@@ -46,8 +48,8 @@ def resolve_mode(backend, compile, parallel=None, epochs=True):
                          f"steps operation by operation; devices that compile: "
                          f"{COMPILING_DEVICES}")
     if parallel is not None and compile != "none":
-        raise ValueError("data-parallel training (comm=...) runs operation by operation; use "
-                         "compile='none' or 'auto'")
+        raise ValueError("data-parallel training (comm=..., --distributed) runs operation by "
+                         "operation; use compile 'none' or 'auto'")
     return compile
 
 
@@ -178,11 +180,15 @@ class EpochRunner:
     def _epoch(self, hook):
         net, xp = self.net, self.net.xp
         perm = _host.permutation(net.shuffle_rng, self.n) if self.shuffle else None
+        # What a divergence rolls back to: the parameters and the optimizer state. A compiled
+        # epoch is given no buffers to reuse, so its inputs stay intact; elsewhere they may be
+        # written into (in-place fast paths) or given up (a compiled step): copies.
         if self.mode == "epoch":
-            snapshot = net.params  # a compiled epoch is not given the parameters' buffers
+            snapshot = net.params, self.trainer.state
             totals = self._compiled_epoch(perm)
         else:
-            snapshot = [xp.asarray(p, copy=True) for p in net.params]
+            snapshot = ([xp.asarray(p, copy=True) for p in net.params],
+                        _copied_state(xp, self.trainer.state))
             totals = _totals(xp, *self._stepwise(perm, hook or StepHook()), net.params)
         self.epochs_done += 1
         # One read from the device per epoch: the loss, the hits and the largest weight.
@@ -217,34 +223,12 @@ class EpochRunner:
     def _compiled_epoch(self, perm):
         net, tr = self.net, self.trainer
         order = net.backend.asarray(range(self.n) if perm is None else perm, net.xp.int64)
-        fn = tr.compiled(("epoch", self.n, self.batch, self.classify), self.epoch_function,
-                         donate=(1,))
+        # One compilation per batch size, traced again for new data shapes; it holds no data.
+        fn = tr.compiled(("epoch", self.batch),
+                         functools.partial(epoch_function, tr, self.batch), donate=())
         params, tr.state, totals = fn(net.params, tr.state, self.X, self.T, self.labels, order)
         net.replace_params(params)
         return totals
-
-    def epoch_function(self, params, state, X, T, labels, order):
-        """A whole epoch as a pure function: every batch of ``order`` in turn, the full batches
-        in the backend's loop and the ragged last one after it. Returns the new parameters and
-        state and the epoch's totals (summed loss, correct count, largest weight)."""
-        xp, size, trainer = self.net.xp, self.batch, self.trainer
-
-        def body(carry, idx):
-            params, state, loss_sum, correct = carry
-            Lb = None if labels is None else xp.take(labels, idx, axis=0)
-            params, state, loss, hits = trainer.batch(
-                params, state, xp.take(X, idx, axis=0), xp.take(T, idx, axis=0), Lb)
-            return params, state, loss_sum + loss, correct + hits
-
-        zero = xp.zeros((), dtype=self.net.dtype, device=device(X))
-        carry, full = (params, state, zero, zero), self.n // size
-        if full:
-            rows = xp.reshape(order[:full * size], (full, size))
-            carry = self.net.backend.scan(body, carry, rows)
-        if self.n % size:
-            carry = body(carry, order[full * size:])
-        params, state, loss_sum, correct = carry
-        return params, state, _totals(xp, loss_sum, correct, params)
 
     def _rows(self, start):
         stop = min(start + self.batch, self.n)
@@ -264,11 +248,43 @@ class EpochRunner:
         return tuple(None if a is None else xp.take(a, idx, axis=0) for a in arrays)
 
     def _restore(self, snapshot, what):
-        self.net.replace_params(snapshot)
+        self.net.replace_params(snapshot[0])
+        self.trainer.state = snapshot[1]
         lr = self.trainer.opt.lr
         raise TrainingDiverged(
             f"{what} in epoch {self.epochs_done}; the weights are those after "
             f"epoch {self.epochs_done - 1}; lower the learning rate (lr={lr:g})", lr=lr)
+
+
+def epoch_function(trainer, size, params, state, X, T, labels, order):
+    """A whole epoch as a pure function: every batch of ``size`` rows of ``order`` in turn, the
+    full batches in the backend's loop and the ragged last one after it. Returns the new
+    parameters and state and the epoch's totals (summed loss, correct count, largest weight)."""
+    xp, n = trainer.net.xp, X.shape[0]
+
+    def body(carry, idx):
+        params, state, loss_sum, correct = carry
+        Lb = None if labels is None else xp.take(labels, idx, axis=0)
+        params, state, loss, hits = trainer.batch(
+            params, state, xp.take(X, idx, axis=0), xp.take(T, idx, axis=0), Lb)
+        return params, state, loss_sum + loss, correct + hits
+
+    zero = xp.zeros((), dtype=trainer.net.dtype, device=device(X))
+    carry, full = (params, state, zero, zero), n // size
+    if full:
+        rows = xp.reshape(order[:full * size], (full, size))
+        carry = trainer.net.backend.scan(body, carry, rows)
+    if n % size:
+        carry = body(carry, order[full * size:])
+    params, state, loss_sum, correct = carry
+    return params, state, _totals(xp, loss_sum, correct, params)
+
+
+def _copied_state(xp, state):
+    """The optimizer state with every array copied (Python numbers as they are)."""
+    return {k: [xp.asarray(a, copy=True) for a in v] if isinstance(v, list)
+            else v if isinstance(v, (int, float)) else xp.asarray(v, copy=True)
+            for k, v in state.items()}
 
 
 def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr=None,
@@ -313,7 +329,7 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
     compile : {"auto", "none", "step", "epoch"}
         ``"none"`` runs each step operation by operation; ``"step"`` compiles the step, and
         ``"epoch"`` a whole epoch (the progress bar then moves once per epoch), on devices that
-        compile (JAX). ``"auto"``: the fastest mode the device has. Every mode gives the same
+        compile (JAX). ``"auto"``: the most the device compiles. Every mode gives the same
         weights within float tolerance.
     **optimizer_options
         ``momentum`` for momentum; ``beta1``, ``beta2``, ``eps`` for Adam.
@@ -437,11 +453,11 @@ _COMPILED_METRICS = weakref.WeakKeyDictionary()
 def _chunk_metrics(net):
     """:func:`chunk_totals` for ``net``, compiled once per network where its device compiles
     (each operation run on its own would be compiled on its own, at a far higher cost)."""
-    fn = functools.partial(chunk_totals, net)
     if "step" not in net.backend.compile_modes:
-        return fn
-    if net not in _COMPILED_METRICS:
-        _COMPILED_METRICS[net] = net.backend.compile(fn)
+        return functools.partial(chunk_totals, net)
+    if net not in _COMPILED_METRICS:  # the function holds the network weakly: no leak
+        _COMPILED_METRICS[net] = net.backend.compile(
+            functools.partial(chunk_totals, weakref.proxy(net)))
     return _COMPILED_METRICS[net]
 
 

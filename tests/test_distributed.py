@@ -223,3 +223,25 @@ def test_nccl_only_when_every_rank_has_it_and_a_gpu_of_its_own(fake_cupy):
     assert _nccl_for_all(_Comm(others=[(True, "other-host", "0000:00:00.0")]),
                          backend) is not None
     assert _nccl_for_all(_Comm(), bpgpu.get_backend("cpu")) is None  # no collective at all
+
+
+@pytest.mark.parametrize("spec,library,want", [
+    ("cuda", "cupy", "cuda:R"), ("gpu", "cupy", "cuda:R"), (None, "cupy", "cuda:R"),
+    ("torch", "torch", "torch:cuda:R"), ("torch:cuda", "torch", "torch:cuda:R"),
+    ("jax", "jax", "jax:cuda:R"), ("jax:cuda", "jax", "jax:cuda:R"),
+    ("jax:gpu", "jax", "jax:cuda:R"),
+    ("cuda:1", "cupy", "cuda:1"), ("torch:cuda:1", "torch", "torch:cuda:1"),
+    ("jax:cuda:1", "jax", "jax:cuda:1")])
+def test_a_gpu_spec_without_an_index_means_the_ranks_gpu_of_its_library(monkeypatch, spec,
+                                                                        library, want):
+    from bpgpu import commands, distributed
+
+    class Fake:
+        is_gpu = True
+
+        def __init__(self, name):
+            self.name, self.library = name, library
+
+    monkeypatch.setattr(commands, "get_backend", lambda s: Fake(s))
+    monkeypatch.setattr(distributed, "rank_gpu", lambda comm, prefix: f"{prefix}:R")
+    assert commands._rank_backend(spec, comm=object()).name == want

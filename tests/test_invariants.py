@@ -10,6 +10,7 @@ import pytest
 
 import bpgpu
 import bpgpu.optim
+import bpgpu.training
 from bpgpu import _host
 
 from .conftest import to_np
@@ -153,3 +154,48 @@ def test_an_infinite_weight_with_a_finite_loss_still_stops_training():
     with pytest.raises(bpgpu.TrainingDiverged, match="a weight became NaN or infinite"):
         net.fit(X, y, epochs=1, optimizer=PoisonDeadUnit(lr=0.1))
     assert np.all(np.isfinite(to_np(net.weights[0][0])))
+
+
+@pytest.mark.parametrize("compile", ["none", "auto"])
+def test_a_rollback_restores_the_optimizer_state_too(device, compile):
+    X, y = np.abs(X4[:, :1]) + 0.1, Y3
+    net = bpgpu.MLP([1, 2, 3], activation="relu", dtype="float32", seed=0, device=device)
+    tr = bpgpu.Trainer(net, "momentum", lr=0.1)
+    run = bpgpu.training.EpochRunner(tr, net.device_inputs(X), net.device_targets(y, len(y)), 2,
+                                     shuffle=True, classify=True,
+                                     mode=bpgpu.training.resolve_mode(net.backend, compile))
+    run.epoch()
+    good = [to_np(v).copy() for v in tr.state["velocity"]]
+    tr.opt = PoisonDeadUnitMomentum(lr=0.1)  # the next epoch leaves an infinite weight behind
+    with pytest.raises(bpgpu.TrainingDiverged, match="epoch 2; the weights are those after ep"):
+        run.epoch()
+    for v, g in zip(tr.state["velocity"], good):
+        np.testing.assert_array_equal(to_np(v), g)
+
+
+class PoisonDeadUnitMomentum(bpgpu.optim.Momentum):
+
+    def step(self, params, grads, state):
+        params, state = super().step(params, grads, state)
+        return PoisonDeadUnit(lr=self.lr).step(params, [g * 0 for g in grads], {})[0], state
+
+
+def test_an_optimizer_refuses_settings_out_of_range():
+    for name, bad in [("sgd", {"lr": -1.0}), ("sgd", {"lr": float("nan")}),
+                      ("momentum", {"momentum": 1.0}), ("adam", {"beta2": -0.1}),
+                      ("adam", {"eps": 0})]:
+        with pytest.raises(ValueError, match=f"{next(iter(bad))}.* must be a number in"):
+            bpgpu.optim.get(name, **bad)
+
+
+def test_a_networks_compiled_evaluation_does_not_keep_it_alive():
+    import gc
+    import weakref
+
+    pytest.importorskip("jax")
+    net = bpgpu.MLP([2, 3, 2], device="jax:cpu")
+    net.evaluate(np.ones((4, 2)), [0, 1, 0, 1])
+    ref = weakref.ref(net)
+    del net
+    gc.collect()
+    assert ref() is None
