@@ -58,14 +58,17 @@ class JaxBackend(Backend):
     def context(self):
         return self._full_precision() if self.device.platform != "cpu" else contextlib.nullcontext()
 
+    def is_out_of_memory(self, exc):
+        # XLA reports a failed allocation as a runtime error with this status
+        return isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in str(exc)
+
     def check_dtype(self, dtype_name):
         if dtype_name == "float64" and not self._jax.config.jax_enable_x64:
             from bpgpu.errors import DeviceUnavailableError
 
             raise DeviceUnavailableError(
                 "float64 on JAX needs its 64-bit mode: set JAX_ENABLE_X64=1 before starting "
-                "Python (or call jax.config.update('jax_enable_x64', True) first), or use "
-                "dtype float32")
+                "Python (or call jax.config.update('jax_enable_x64', True) first)")
 
     def compile(self, fn, donate=()):
         def precise(*args):
