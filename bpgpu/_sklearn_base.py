@@ -26,7 +26,7 @@ from ._sklearn_helpers import (
 from .backends import to_numpy
 from .mlp import MLP
 from .training import Trainer
-from .validation import check_lr, check_schedule, check_sizes
+from .validation import check_schedule, check_sizes
 
 _NO_Y = object()
 
@@ -94,7 +94,7 @@ class BPEstimator(BaseEstimator):
         if not isinstance(self.optimizer, str) or self.optimizer not in optim.OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(optim.OPTIMIZERS)}, "
                              f"got {self.optimizer!r}")
-        return epochs, batch, optim.get(self.optimizer, lr=check_lr(self.lr)).lr
+        return epochs, batch, optim.get(self.optimizer, lr=self.lr).lr
 
     def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes

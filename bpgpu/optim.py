@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import numbers
 
 from array_api_compat import array_namespace
 
@@ -26,7 +27,7 @@ class SGD:
     name = "sgd"
 
     def __init__(self, lr=LR["sgd"]):
-        self.lr = _setting("lr (the learning rate η)", lr, low=0.0)
+        self.lr = check_setting("lr (the learning rate η)", lr)
 
     def init_state(self, params):
         return {}
@@ -58,7 +59,7 @@ class Momentum(SGD):
 
     def __init__(self, lr=LR["momentum"], momentum=0.9):
         super().__init__(lr)
-        self.momentum = _setting("momentum", momentum, low=0.0, high=1.0, low_ok=True)
+        self.momentum = check_setting("momentum", momentum, high=1.0, low_ok=True)
 
     def init_state(self, params):
         return {"velocity": [_zeros_like(p) for p in params]}
@@ -84,9 +85,9 @@ class Adam(SGD):
 
     def __init__(self, lr=LR["adam"], beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
-        self.beta1 = _setting("beta1", beta1, low=0.0, high=1.0, low_ok=True)
-        self.beta2 = _setting("beta2", beta2, low=0.0, high=1.0, low_ok=True)
-        self.eps = _setting("eps", eps, low=0.0)
+        self.beta1 = check_setting("beta1", beta1, high=1.0, low_ok=True)
+        self.beta2 = check_setting("beta2", beta2, high=1.0, low_ok=True)
+        self.eps = check_setting("eps", eps)
 
     def init_state(self, params):
         return {"step": 0, "m": [_zeros_like(p) for p in params],
@@ -117,15 +118,15 @@ class Adam(SGD):
         return new, {"step": t, "m": ms, "v": vs}
 
 
-def _setting(name, value, low, high=math.inf, low_ok=False):
-    """``value`` as a float, checked to lie in (low, high) ([low, high) with ``low_ok``)."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        x = math.nan
-    if isinstance(value, bool) or not (low <= x < high if low_ok else low < x < high):
-        interval = f"{'[' if low_ok else '('}{low:g}, {high:g})"
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+def check_setting(name, value, low=0.0, high=math.inf, low_ok=False):
+    """``value`` as a float, checked to be a real number in (low, high) ([low, high) with
+    ``low_ok``); otherwise a ValueError naming the setting and the range."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan
+    if not (low <= x < high if low_ok else low < x < high):
+        if high == math.inf and not low_ok:
+            raise ValueError(f"{name} must be a finite number > {low:g}, got {value!r}")
+        raise ValueError(f"{name} must be a number in [{low:g}, {high:g}), got {value!r}")
     return x
 
 

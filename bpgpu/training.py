@@ -27,7 +27,7 @@ from .errors import DeviceOutOfMemory, TrainingDiverged
 from .network import labels_of
 from .progress import ProgressBar
 from .registry import COMPILING_DEVICES
-from .validation import check_every, check_lr, check_schedule
+from .validation import check_every, check_schedule
 
 MODES = ("auto", "none", "step", "epoch")
 
@@ -350,7 +350,7 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
     """
     epochs, batch_size = check_schedule(epochs, batch_size)
     every = check_every(checkpoint_every)
-    opt = optim.get(optimizer, lr=check_lr(lr), **optimizer_options)
+    opt = optim.get(optimizer, lr=lr, **optimizer_options)  # it checks its own settings
     mode = resolve_mode(net.backend, compile, comm)
     settings = {"batch_size": batch_size, "shuffle": bool(shuffle)}
     if checkpoint is not None:

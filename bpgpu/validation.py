@@ -6,12 +6,10 @@ training step.
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
 from ._host import check_range, host_array, is_whole
+from .optim import check_setting
 
 
 def check_inputs(net, X, name="X"):
@@ -145,10 +143,6 @@ def check_every(every):
 
 
 def check_lr(lr, name="lr"):
-    """The learning rate as a float (or ``None`` for the optimizer's default)."""
-    if lr is None:
-        return None
-    if (isinstance(lr, bool) or not isinstance(lr, numbers.Real)
-            or not (math.isfinite(lr) and lr > 0)):
-        raise ValueError(f"{name} (the learning rate η) must be a finite number > 0, got {lr!r}")
-    return float(lr)
+    """The learning rate as a float (or ``None`` for the optimizer's default), checked as the
+    optimizers check it, the message naming ``name`` (e.g. the command line's ``--lr``)."""
+    return None if lr is None else check_setting(f"{name} (the learning rate η)", lr)
