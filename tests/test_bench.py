@@ -115,19 +115,25 @@ def test_bad_options_exit_2_with_a_clear_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_raw_step_is_bpgpus_sgd_step():
+@pytest.mark.parametrize(("peer", "device", "dtype", "rtol", "atol"), [
+    ("raw", "cpu", "float64", 1e-12, 1e-14),
+    ("jax", "jax:cpu", "float32", 1e-5, 1e-6),
+])
+def test_a_peer_does_bpgpus_sgd_step(peer, device, dtype, rtol, atol):
+    if peer == "jax":
+        pytest.importorskip("jax")
     sizes = [5, 7, 4, 3]
-    data = cases.HostData(sizes, 9, "float64", cases.reference_weights(sizes, "float64"))
-    ours, raw = cases.BpgpuCase("cpu", data), cases.RawCase("cpu", data)
-    for case in (ours, raw):
+    data = cases.HostData(sizes, 9, dtype, cases.reference_weights(sizes, dtype))
+    ours, other = cases.BpgpuCase("cpu", data), cases.CASES[peer](device, data)
+    for case in (ours, other):
         case.setup()
         case.step()
         case.step()
     for (W0, _), (W1, b1), (W2, b2) in zip(data.weights, ours.host_weights(),
-                                            raw.host_weights(), strict=True):
+                                            other.host_weights(), strict=True):
         assert not np.allclose(W0, W1)  # the steps moved the weights
-        np.testing.assert_allclose(W2, W1, rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(b2, b1, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(W2, W1, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(b2, b1, rtol=rtol, atol=atol)
 
 
 TINY = ["--devices", "cpu", "--nets", "4,8,3", "--batch-sizes", "16", "--repeats", "1",
@@ -161,22 +167,6 @@ def test_tiny_run_writes_every_field(tmp_path, capsys):
     assert png.stat().st_size > 0
     table = capsys.readouterr().out
     assert "bpgpu/s" in table and "×raw" in table and "4-8-3" in table
-
-
-def test_the_jax_peer_does_the_same_sgd_step():
-    pytest.importorskip("jax")
-    sizes = [5, 7, 4, 3]
-    data = cases.HostData(sizes, 9, "float32", cases.reference_weights(sizes, "float32"))
-    ours, peer = cases.BpgpuCase("cpu", data), cases.JaxCase("jax:cpu", data)
-    for case in (ours, peer):
-        case.setup()
-        case.step()
-        case.step()
-    for (W0, _), (W1, b1), (W2, b2) in zip(data.weights, ours.host_weights(),
-                                            peer.host_weights(), strict=True):
-        assert not np.allclose(W0, W1)
-        np.testing.assert_allclose(W2, W1, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(b2, b1, rtol=1e-5, atol=1e-6)
 
 
 def test_a_compiling_device_gets_step_and_epoch_records(tmp_path):
