@@ -32,6 +32,12 @@ def fmt_s(s):
     return f"{s:.0f}s"
 
 
+def per(rec):
+    """What one timed call of a record is, for its units: ``"epoch"`` (one epoch of ``fit``,
+    ``mode`` "epoch") or ``"step"`` (one training step on a fixed batch)."""
+    return "epoch" if rec.get("mode") == "epoch" else "step"
+
+
 def _ratio(a, b):
     return None if not a or not b else a / b
 
@@ -92,7 +98,7 @@ def progress(rec, done, total, left):
         what = "ERROR " + rec["error"][:100]
     else:
         what = (f"{fmt_rate(rec['samples_per_s'])} samples/s, "
-                f"{rec['step_s'] * 1e3:.3g} ms/step, {rec['tflops']:.3g} TFLOP/s"
+                f"{rec['step_s'] * 1e3:.3g} ms/{per(rec)}, {rec['tflops']:.3g} TFLOP/s"
                 + (f" ({rec['pct_of_ceiling']:.1f}% of ceiling)"
                    if rec["pct_of_ceiling"] is not None else "")
                 + (f", spread {100 * rec['spread']:.0f}%" if rec["spread"] else "")
@@ -174,6 +180,9 @@ def _plot_net(ax, records):
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_title(f"{records[0]['net']} ({'-'.join(map(str, records[0]['sizes']))})")
     ax.set_xlabel("batch size")
-    ax.set_ylabel("samples / s (one SGD step)")
+    ylabel = "samples / s (one SGD step"
+    if any(per(r) == "epoch" for r in records):
+        ylabel += "; 'epoch' lines: one epoch of fit"
+    ax.set_ylabel(ylabel + ")")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)

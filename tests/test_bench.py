@@ -234,6 +234,31 @@ def test_table_ratios_per_hardware_and_gpu_over_cpu():
     assert accounting.hardware_of("strict") == "cpu"
 
 
+def test_epoch_records_are_labelled_per_epoch_step_records_per_step(capsys):
+    step, epoch = _rec("bpgpu", "jax:cpu", 1000.0), _rec("bpgpu", "jax:cpu", 2000.0)
+    step.update(mode="step", rows=64)
+    epoch.update(mode="epoch", rows=136)
+    for r in (step, epoch):
+        r.update(step_s=0.004, spread=0.0, retried=0, host_load_other=0.0)
+    report.progress(step, 1, 2, 1.0)
+    report.progress(epoch, 2, 2, 0.0)
+    step_line, epoch_line = capsys.readouterr().err.splitlines()
+    assert "4 ms/step" in step_line and "ms/epoch" not in step_line
+    assert "bpgpu epoch" in epoch_line and "4 ms/epoch" in epoch_line
+    assert "ms/step" not in epoch_line
+    assert "jax:cpu epoch" in report.table([step, epoch])
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    ax = Figure().subplots()
+    report._plot_net(ax, [step, epoch])
+    assert "one epoch of fit" in ax.get_ylabel()
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {
+        "bpgpu on jax:cpu", "bpgpu epoch on jax:cpu"}
+    ax = Figure().subplots()
+    report._plot_net(ax, [step])
+    assert ax.get_ylabel() == "samples / s (one SGD step)"
+
 # -- a run cut short keeps what it measured ------------------------------------------------------
 
 def test_sigterm_ends_the_run_with_every_finished_measurement_written(tmp_path):

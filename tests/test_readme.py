@@ -1,0 +1,66 @@
+"""Every ```python block of README.md runs as written.
+
+Each block runs on its own, in a fresh namespace and its own temporary working directory (the
+files it writes land there), with ``BPGPU_DEVICE`` unset so that ``"auto"`` is the default device,
+as for a user: the README's Python examples are written to be copied one at a time, so none
+relies on a name or a file from an earlier block (a block that did would fail here). The test id
+and the failure name the block's first line in README.md, and the traceback's line numbers are
+README.md's. Blocks fenced otherwise (bash, text, bare output) are not run.
+"""
+
+import re
+import traceback
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+_FENCE = re.compile(r"^```(\S*)\s*$")
+
+
+def python_blocks(text):
+    """``(line, source)`` of each ```python block; ``line`` is the block's first code line."""
+    blocks, lang, start, lines = [], None, 0, []
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _FENCE.match(line)
+        if match is None:
+            if lang is not None:
+                lines.append(line)
+        elif lang is None:  # an opening fence
+            lang, start, lines = match.group(1).lower(), number + 1, []
+        else:  # the closing fence
+            if lang == "python":
+                blocks.append((start, "\n".join(lines) + "\n"))
+            lang = None
+    assert lang is None, f"README.md: the block opened on line {start - 1} is never closed"
+    return blocks
+
+
+BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+
+
+def test_readme_has_python_blocks():
+    assert len(BLOCKS) >= 3
+
+
+def test_python_blocks_parse():
+    for line, source in BLOCKS:
+        try:
+            compile(source, f"README.md:{line}", "exec")
+        except SyntaxError as exc:
+            pytest.fail(f"README.md line {line - 1 + (exc.lineno or 1)}: {exc}")
+
+
+@pytest.mark.parametrize(("line", "source"), BLOCKS, ids=[f"README.md:{n}" for n, _ in BLOCKS])
+def test_readme_python_block_runs(line, source, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BPGPU_DEVICE", raising=False)
+    # Line numbers in the traceback are README.md's own: pad with the lines above the block.
+    code = compile("\n" * (line - 1) + source, str(README), "exec")
+    try:
+        exec(code, {"__name__": "__readme__"})
+    except Exception:
+        failure = traceback.format_exc()
+    else:
+        return
+    pytest.fail(f"the README.md block starting on line {line} failed:\n{failure}", pytrace=False)
