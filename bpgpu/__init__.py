@@ -20,7 +20,7 @@ from .mlp import MLP, load
 from .registry import default_spec, devices, get_backend
 from .training import Trainer, evaluate, fit
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "MLP",

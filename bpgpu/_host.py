@@ -69,3 +69,8 @@ def check_range(arr, dtype_name, name):
     if arr.size and arr.dtype.kind == "f" and np.abs(arr).max() > limit:
         raise ValueError(f"{name} has values up to {np.abs(arr).max():.3g}, beyond {dtype_name}'s "
                          f"range ({limit:.3g}); rescale the data or use dtype='float64'")
+
+
+def label_values(classes, index):
+    """Output indices (a NumPy int array) as the labels in ``classes`` (unchanged if ``None``)."""
+    return index if classes is None else np.asarray(classes)[index]

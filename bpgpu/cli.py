@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from . import __version__, defaults
 from .errors import BpgpuError, TrainingDiverged
@@ -35,6 +36,16 @@ def build_parser():
     t = sub.add_parser("train", parents=[common], help="train a network and report",
                        description="Train a network. With no options: 64-32-10 on digits.")
     t.add_argument("--dataset", default="digits", help=" | ".join(datasets.names()))
+    t.add_argument("--task", default="auto", choices=datasets.TASKS,
+                   help="what a file's last column holds: classify (labels), regress (numbers) "
+                        "or auto (default: text, or at most "
+                        f"{datasets.MAX_AUTO_CLASSES} distinct whole numbers each in two rows "
+                        "or more on average, are classes; anything else is regression)")
+    _header_option(t)
+    t.add_argument("--no-standardize", action="store_true",
+                   help="feed the features as they are; by default each is standardised with "
+                        "the training rows' mean and deviation, kept in the model (not for the "
+                        "lecture's cafeteria and xor, nor with --trace)")
     t.add_argument("--layers", help="widths, input first, e.g. 64,32,10 (default: "
                                     "features,32,outputs)")
     t.add_argument("--activation", help="hidden activation: identity, logistic, tanh, relu "
@@ -85,12 +96,19 @@ def build_parser():
 
     pr = sub.add_parser("predict", parents=[common], help="predict with a saved model")
     pr.add_argument("--model", required=True)
-    pr.add_argument("--input", required=True, help="features as CSV or .npy")
+    pr.add_argument("--input", required=True,
+                    help="features as CSV (a last label column is allowed and ignored), .npy "
+                         "or .npz (array X)")
+    _header_option(pr)
     pr.add_argument("--out", metavar="PATH", help="write .csv or .npy (default: CSV on stdout)")
 
     ev = sub.add_parser("evaluate", parents=[common], help="loss and accuracy of a saved model")
     ev.add_argument("--model", required=True)
     ev.add_argument("--dataset", required=True, help=" | ".join(datasets.names()))
+    ev.add_argument("--split", default="all", choices=["all", "held-out"],
+                    help="all rows (default), or only the held-out rows of the data set the "
+                         "model was trained on, chosen as bpgpu train chose them")
+    _header_option(ev)
     ev.add_argument("--json", action="store_true")
 
     sub.add_parser("bench", add_help=False, help="CPU vs GPU throughput (bpgpu bench --help)")
@@ -104,6 +122,12 @@ def build_parser():
     return p
 
 
+def _header_option(parser):
+    parser.add_argument("--header", default="auto", choices=["auto", "yes", "no"],
+                        help="is a CSV file's first row a header? auto (default): when none of "
+                             "its cells is a number, or it is exactly 0,1,...,k-1 (pandas)")
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:
@@ -113,6 +137,12 @@ def main(argv=None):
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["train", *argv]  # the main job is the default command
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():  # one line per warning, as errors are shown
+        warnings.showwarning = _show_warning
+        return _run(args)
+
+
+def _run(args):
     try:
         return _dispatch(args)
     except BrokenPipeError:  # output piped into `head` and the like
@@ -131,6 +161,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         _fail("interrupted: --save was not written (checkpoints written so far are kept)")
         return EXIT_INTERRUPTED
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if _mpi_rank() == 0:
+        print(f"bpgpu: warning: {message}", file=sys.stderr)
 
 
 def _fail(message):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 import time
@@ -12,6 +14,7 @@ import numpy as np
 from . import datasets, defaults
 from .registry import devices as list_devices
 from .registry import get_backend
+from .training import learn_transforms
 from .validation import check_lr, check_schedule, check_sizes
 
 
@@ -41,12 +44,19 @@ def train(args):
     backend = _rank_backend(args.device, comm)
     if comm is not None and comm.Get_rank() != 0:
         args.quiet, args.json, args.save, args.plot = True, False, None, None
-    data = datasets.load(args.dataset, seed=args.seed)
+    data = datasets.load(args.dataset, seed=args.seed, task=args.task, header=args.header)
     args.optimizer = args.optimizer or ("sgd" if args.trace else defaults.OPTIMIZER)
     net = _build_net(args, data, backend)
-    Xt, yt, Xv, yv = _split(data, args.val_fraction, args.seed)
+    Xt, yt, Xv, yv = (_as_labels(data, a) for a in _split(data, args.val_fraction, args.seed))
     batch_size = _batch_size(args.batch_size, args.epochs)
     lr = check_lr(args.lr, "--lr") or defaults.LR[args.optimizer]
+    if len(Xv):
+        net.split = {"dataset": data.name, "rows": data.n_samples, "fraction": args.val_fraction,
+                     "seed": args.seed, "fingerprint": datasets.fingerprint(data.X, data.y)}
+    if _standardizes(args, data):
+        learn_transforms(net, Xt, yt)
+    if not (args.quiet or args.json):
+        print("\n".join(_plan_lines(net, data, len(Xt))), flush=True)
     if args.check_gradients and (comm is None or comm.Get_rank() == 0):
         _check_gradients(args, net, Xt, yt)
     if args.trace:
@@ -68,8 +78,40 @@ def train(args):
                    resume=args.resume, comm=comm, compile=args.compile,
                    callbacks=[lambda net, epoch, logs: run_epochs.append(epoch)])
     elapsed = time.perf_counter() - t0
-    _report(args, net, data, hist, comm, lr, batch_size, len(Xt), len(run_epochs), elapsed)
+    extra = _rmse(net, Xv, yv) if len(Xv) and net.task == "regress" else {}
+    _report(args, net, data, hist, comm, lr, batch_size, len(Xt), len(run_epochs), elapsed,
+            extra)
     return 0
+
+
+def _rmse(net, X, T):
+    """The held-out root-mean-square error in the targets' own units (the loss of a network with
+    a target transform is on the standardised scale)."""
+    error = net.predict(X, host=True) - np.asarray(T, dtype=np.float64).reshape(len(X), -1)
+    return {"val_rmse": float(np.sqrt(np.mean(error ** 2)))}
+
+
+def _as_labels(data, a):
+    """A classification data set's class indices as its labels (what a network with ``classes``
+    takes); features and regression targets as they are."""
+    return np.asarray(data.classes)[a] if data.n_classes is not None and a.ndim == 1 else a
+
+
+def _standardizes(args, data):
+    """Standardise the features unless told not to, or where raw values are the point (the
+    lecture's own sets, and --trace, whose every number is read)."""
+    return not (args.no_standardize or args.trace) and data.hints.get("standardize", True)
+
+
+def _plan_lines(net, data, n_train):
+    """What is about to be trained on what, before the training starts."""
+    why = data.hints.get("task_reason")
+    task = net.task + (f": {why}" if why else "")
+    what = "features and targets" if net.target_transform is not None else "features"
+    scaled = (f"{what} standardised with the mean and deviation of the {n_train:,} training "
+              "rows, kept in the model (--no-standardize: as they are)"
+              if net.input_transform is not None else "as they are")
+    return [f"read        {data.description}", f"task        {task}", f"scaling     {scaled}"]
 
 
 def _build_net(args, data, backend):
@@ -77,7 +119,8 @@ def _build_net(args, data, backend):
 
     cfg = _model_config(args, data)
     net = MLP(cfg["layers"], cfg["activation"], cfg["output"], cfg["loss"], device=backend,
-              dtype=args.dtype, seed=args.seed, bias=cfg["bias"])
+              dtype=args.dtype, seed=args.seed, bias=cfg["bias"],
+              classes=data.classes if data.n_classes is not None else None)
     if "init_weights" in cfg:
         net.set_weights([(np.asarray(W, dtype=float), None) for W in cfg["init_weights"]])
     return net
@@ -95,8 +138,8 @@ def _check_gradients(args, net, X, y, rows=32):
               + ("  ok (< 1e-6)" if max(errors) < 1e-6 else "  LARGE: check the derivatives"))
 
 
-def _report(args, net, data, hist, comm, lr, batch_size, n_train, epochs_run, elapsed):
-    """Plot, save, then print the summary (JSON or lines)."""
+def _report(args, net, data, hist, comm, lr, batch_size, n_train, epochs_run, elapsed, extra):
+    """Save, plot, then print the summary (JSON or lines)."""
     from .report import plot_history, summary_lines
 
     summary = {"device": net.device, "dataset": data.name, "layers": net.sizes,
@@ -104,7 +147,9 @@ def _report(args, net, data, hist, comm, lr, batch_size, n_train, epochs_run, el
                "batch_size": "full" if batch_size == "full" else batch_size,
                "epochs": args.epochs, "epochs_this_run": epochs_run, "seconds": elapsed,
                "samples_per_s": n_train * epochs_run / elapsed if elapsed > 0 else None,
-               **{k: v[-1] for k, v in hist.items() if k != "time" and v}}
+               "task": net.task, "standardized": net.input_transform is not None,
+               "standardized_targets": net.target_transform is not None,
+               **{k: v[-1] for k, v in hist.items() if k != "time" and v}, **extra}
     if getattr(args, "gradient_check", None) is not None:
         summary["gradient_check"] = args.gradient_check
     if comm is not None:
@@ -112,9 +157,9 @@ def _report(args, net, data, hist, comm, lr, batch_size, n_train, epochs_run, el
 
         summary["ranks"] = comm.Get_size()
         summary["allreduce"] = DataParallel.path_for(net.backend)
-    if args.plot:
+    _finish(args, net, summary)  # the model first: nothing optional can lose it
+    if args.plot and hist.get("loss"):
         plot_history(hist, args.plot, title=f"{data.name} on {net.device}")
-    _finish(args, net, summary)
     if args.json:
         print(json.dumps(summary))
     elif not args.quiet:
@@ -219,53 +264,89 @@ def predict(args):
     from .mlp import load
 
     net = load(args.model, device=args.device)
-    X = _read_features(args.input)
-    out = net.predict(X, host=True)
-    labels = None
-    if net.output.name in ("softmax", "logistic"):
-        labels = out[:, 0] >= 0.5 if out.shape[1] == 1 else np.argmax(out, axis=1)
+    out = net.predict(_read_features(args.input, net.sizes[0], args.header), host=True)
     if args.out and args.out.endswith(".npy"):
         from .io import atomic_write
 
         atomic_write(args.out, lambda f: np.save(f, out, allow_pickle=False))
         return 0
-    header = ([] if labels is None else ["label"]) + [f"y{k}" for k in range(out.shape[1])]
-    table = out if labels is None else np.column_stack([labels, out])
-    fmt = (["%d"] if labels is not None else []) + ["%.7g"] * out.shape[1]
     if args.out:
         from .io import atomic_write
 
-        atomic_write(args.out, lambda f: np.savetxt(f, table, fmt=fmt, delimiter=",",
-                                                     header=",".join(header), comments=""))
+        atomic_write(args.out, lambda f: _as_text(f, _write_predictions, net, out))
     else:
-        np.savetxt(sys.stdout, table, fmt=fmt, delimiter=",", header=",".join(header),
-                   comments="")
+        _write_predictions(sys.stdout, net, out)
     return 0
 
 
-def _read_features(path):
+def _as_text(binary, write, *args):
+    """``write(text_stream, *args)`` on a binary file, which stays open afterwards."""
+    text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+    write(text, *args)
+    text.flush()
+    text.detach()
+
+
+def _write_predictions(stream, net, out):
+    """CSV: for a classifier the predicted label (one of the model's classes) then each class's
+    probability, ``p_<class>``; for a regression model the outputs ``y0, y1, ...``."""
+    writer = csv.writer(stream, lineterminator="\n")
+    values = np.char.mod("%.7g", out)
+    if net.task != "classify":
+        writer.writerow([f"y{k}" for k in range(out.shape[1])])
+        writer.writerows(values.tolist())
+        return
+    index = (out[:, 0] >= 0.5).astype(np.int64) if out.shape[1] == 1 else np.argmax(out, axis=1)
+    classes = net.classes if net.classes is not None else list(range(max(out.shape[1], 2)))
+    names = [f"p_{c}" for c in classes] if out.shape[1] > 1 else [f"p_{classes[1]}"]
+    writer.writerow(["label", *names])
+    labels = np.asarray(classes)[index].tolist()
+    writer.writerows([label, *row] for label, row in zip(labels, values.tolist()))
+
+
+def _read_features(path, n_features, header):
+    """The feature rows of ``--input``: a CSV (with or without a last label column, read as
+    ``bpgpu train`` reads files), a ``.npy`` array, or a ``.npz`` file's ``X``."""
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"--input {path}: no such file")
     if p.suffix == ".npy":
         return np.load(p, allow_pickle=False)
-    try:
-        return np.loadtxt(p, delimiter=",", ndmin=2)
-    except ValueError as exc:
-        raise ValueError(f"--input {path}: not a numeric CSV of features ({exc})") from None
+    if p.suffix == ".npz":
+        return datasets.read_npz(p).X
+    return datasets.read_csv(p, header=header, n_features=n_features).X
 
 
 def evaluate(args):
     from .mlp import load
 
     net = load(args.model, device=args.device)
-    data = datasets.load(args.dataset)
-    result = {"model": args.model, "dataset": data.name, "device": net.device,
-              "samples": data.n_samples, **net.evaluate(data.X, data.y)}
+    seed = (net.split or {}).get("seed", 0)  # a generated set (spirals) as it was trained on
+    data = datasets.load(args.dataset, seed=seed, task=net.task, classes=net.classes,
+                         header=args.header)
+    X, y = _held_out(net, data) if args.split == "held-out" else (data.X, data.y)
+    y = _as_labels(data, y)
+    result = {"model": args.model, "dataset": data.name, "split": args.split,
+              "device": net.device, "samples": len(X), **net.evaluate(X, y)}
     if args.json:
         print(json.dumps(result))
     else:
         acc = f"  accuracy {result['accuracy']:.4f}" if "accuracy" in result else ""
-        print(f"{data.name}: {data.n_samples} samples on {net.device}: "
+        part = "held-out rows" if args.split == "held-out" else "samples"
+        print(f"{data.name}: {len(X)} {part} on {net.device}: "
               f"loss {result['loss']:.4f}{acc}")
     return 0
+
+
+def _held_out(net, data):
+    """The rows ``bpgpu train`` held out of ``data`` for ``net``; refused for other data."""
+    split = net.split
+    if split is None:
+        raise ValueError("this model records no held-out rows (it was not trained by bpgpu "
+                         "train with a held-out share); use --split all")
+    if (split.get("rows") != data.n_samples
+            or split.get("fingerprint") != datasets.fingerprint(data.X, data.y)):
+        raise ValueError(f"{data.name} is not the data set this model was trained on "
+                         f"({split.get('dataset')}, {split.get('rows')} rows); give that data "
+                         "set, or use --split all")
+    return datasets.split(data.X, data.y, split["fraction"], seed=split["seed"])[2:]

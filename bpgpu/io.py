@@ -35,7 +35,7 @@ from .validation import check_sizes
 FORMAT = "bpgpu-mlp"
 VERSION = 2
 MAX_HEADER_BYTES = 1 << 26  # 64 MiB of JSON: far beyond any real history; a larger claim is damage
-_JSON_KEYS = ("config", "rng", "history", "optimizer", "checkpoint")
+_JSON_KEYS = ("config", "rng", "history", "optimizer", "checkpoint", "data")
 _DTYPES = {"float32": "F32", "float64": "F64"}
 
 

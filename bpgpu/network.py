@@ -18,7 +18,7 @@ import warnings
 
 from . import _host, activations, losses, state
 from .registry import get_backend
-from .validation import check_inputs, check_sizes, check_targets
+from .validation import check_classes, check_inputs, check_sizes, check_targets
 
 DTYPES = ("float32", "float64")
 
@@ -49,10 +49,33 @@ class Network:
     fused : bool
         Use the rules' fast paths on the backend's in-place primitives (NumPy, PyTorch)
         where it has them; ``False`` forces the plain Array API reference everywhere.
+    classes : sequence of int, float or str, optional
+        The class label of each output, in output order (two labels for a single logistic
+        output). With them, labels given to ``fit`` and ``evaluate`` are these labels (a label
+        not among them is an error), and :meth:`predict_labels` answers in them. Without them,
+        labels are the output indices ``0..k-1``.
+
+    Attributes
+    ----------
+    input_transform : bpgpu.transform.Standardize or None
+        Applied to every input before the first layer (set by ``fit(..., standardize=True)``);
+        saved with the network.
+    target_transform : bpgpu.transform.Standardize or None
+        A regression network's targets, standardised where they enter (``fit``, ``evaluate``,
+        :meth:`gradients`: losses are then on that scale), and :meth:`predict`'s answers mapped
+        back to the original units (set by ``fit(..., standardize_targets=True)``).
+    split : dict or None
+        How ``bpgpu train`` chose the held-out rows (data set, rows, fraction, seed, fingerprint),
+        for ``bpgpu evaluate --split held-out``.
+    history : dict or None
+        Every epoch the network has trained, across ``fit`` calls (see :func:`bpgpu.fit`).
+    optimizer_state : (optimizer, dict) or None
+        The optimizer of the last ``fit`` and its state (moments, step count), which the next
+        ``fit`` with the same optimizer and settings continues; saved with the network.
     """
 
     def __init__(self, sizes, activation="logistic", output=None, loss="cross_entropy", *,
-                 device=None, dtype="float32", seed=0, bias=True, fused=True):
+                 device=None, dtype="float32", seed=0, bias=True, fused=True, classes=None):
         self.sizes = check_sizes(sizes)
         self.activation = activations.get(activation)
         self.output = activations.get(output or _default_output(loss, self.sizes[-1]))
@@ -71,7 +94,18 @@ class Network:
         self.ops = self.backend.ops if fused else None
         init_rng, self.shuffle_rng = _host.seed_streams(seed)
         self.set_weights(_host.initial_weights(self.sizes, self.activation.name, init_rng, bias))
+        self.classes = check_classes(classes, self.sizes[-1])
+        self.input_transform = None
+        self.target_transform = None
+        self.split = None
         self.history = None
+        self.optimizer_state = None
+
+    @property
+    def task(self):
+        """``"classify"`` (class labels, or a probability output) or ``"regress"``."""
+        probability = self.output.name in ("softmax", "logistic")
+        return "classify" if self.classes is not None or probability else "regress"
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.sizes}, activation={self.activation.name!r}, "
@@ -179,15 +213,21 @@ class Network:
             return self.forward_pass(self.device_inputs(X))
 
     def predict(self, X, host=False):
-        """Network outputs, shape (n, sizes[-1]); NumPy when ``host=True``."""
-        out = self.forward(X)[-1]
+        """Network outputs, shape (n, sizes[-1]), in the targets' units (through the inverse of
+        :attr:`target_transform` where the network has one); NumPy when ``host=True``."""
+        with self.backend.context():
+            out = self.forward_pass(self.device_inputs(X))[-1]
+            if self.target_transform is not None:
+                out = self.target_transform.inverse(self.backend, out, self.dtype)
         return self.backend.to_host(out) if host else out
 
     def predict_labels(self, X):
-        """Predicted class labels as a NumPy int array (argmax, or ``y ≥ 0.5`` for one output)."""
+        """Predicted class labels as a NumPy array (argmax, or ``y ≥ 0.5`` for one output): the
+        network's ``classes`` where it has them, else the output indices."""
         with self.backend.context():
             out = self.forward_pass(self.device_inputs(X))[-1]
-            return self.backend.to_host(labels_of(self.xp, out))
+            index = self.backend.to_host(labels_of(self.xp, out))
+        return _host.label_values(self.classes, index)
 
     def gradients(self, X, T):
         """``[(∂E/∂W, ∂E/∂b), ...]`` per layer of the batch-mean loss E on (X, T).
@@ -225,11 +265,13 @@ class Network:
     # -- input conversion (host checks happen once per call, never inside the step) --------
 
     def device_inputs(self, X, name="X"):
-        """X checked and moved to the device: shape (n, sizes[0]), finite, the net's dtype."""
+        """X checked and moved to the device: shape (n, sizes[0]), finite, the net's dtype, and
+        through :attr:`input_transform` when the network has one."""
         return check_inputs(self, X, name)
 
     def device_targets(self, T, n_rows, name="y"):
-        """Targets checked and moved to the device, shape (n_rows, sizes[-1]) (labels one-hot)."""
+        """Targets checked and moved to the device, shape (n_rows, sizes[-1]) (labels one-hot,
+        through :attr:`classes` when the network has them)."""
         return check_targets(self, T, n_rows, name)
 
 

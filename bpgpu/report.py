@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 
@@ -13,12 +14,31 @@ def summary_lines(s, args=None):
              f"{s['optimizer']} lr={s['lr']:g} batch={s['batch_size']}",
              f"epochs      {s['epochs']}{_resumed(s)} in {s['seconds']:.2f} s "
              f"({(s['samples_per_s'] or 0):,.0f} samples/s)",
-             f"train       loss {s['loss']:.4f}" + _acc(s.get("accuracy"))]
+             _scores("train", s, "")]
     if "val_loss" in s:
-        lines.append(f"held-out    loss {s['val_loss']:.4f}" + _acc(s.get("val_accuracy")))
+        lines.append(_scores("held-out", s, "val_"))
     if s.get("saved"):
         lines.append(f"saved       {s['saved']}")
     return lines
+
+
+def _scores(part, s, prefix):
+    """One line of a part's scores: the loss (on the standardised scale when the targets are
+    standardised, where the RMSE in the targets' units follows), and the accuracy."""
+    if prefix + "loss" not in s:
+        return f"{part:<12}no epoch run: the network as initialised"
+    scale = " (standardised targets)" if s.get("standardized_targets") else ""
+    rmse = f"  RMSE {_significant(s[prefix + 'rmse'])}" if prefix + "rmse" in s else ""
+    return (f"{part:<12}loss {s[prefix + 'loss']:.4f}{scale}{rmse}"
+            + _acc(s.get(prefix + "accuracy")))
+
+
+def _significant(value, digits=4):
+    """``value`` to ``digits`` significant digits in plain notation, thousands separated."""
+    if not math.isfinite(value) or value == 0:
+        return f"{value:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:,.{decimals}f}"
 
 
 def _resumed(s):

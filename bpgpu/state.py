@@ -5,8 +5,11 @@ A state is a dict:
 - ``config``: the JSON-able settings that rebuild the architecture (:func:`config`);
 - ``arrays``: host NumPy copies by name — ``W0``, ``b0``, ``W1``, ... (``W{l}`` of shape
   (sizes[l], sizes[l+1])), and with a trainer its optimizer's ``opt.<key>.<i>``;
-- ``rng``: the shuffling generator's ``bit_generator.state``; ``history``: the last fit's history;
-- with a trainer, ``optimizer``: its name, settings, step count and which arrays are its lists.
+- ``rng``: the shuffling generator's ``bit_generator.state``; ``history``: every epoch trained;
+- ``data``: what the network knows of its data — its input transform and how ``bpgpu train``
+  chose the held-out rows (the class labels are in ``config``, as they name the outputs);
+- ``optimizer`` (with a trainer, or after a ``fit``): its name, settings, step count and which
+  arrays are its lists.
 
 Model files and checkpoints (:mod:`bpgpu.io`, :mod:`bpgpu.checkpoint`), ``resume``,
 :meth:`Network.to`, pickling and copying, and the scikit-learn estimators' pickling all go through
@@ -23,13 +26,15 @@ import numpy as np
 
 from . import optim
 from .errors import DeviceUnavailableError
+from .transform import Standardize
 
 
 def config(net):
     """The settings that rebuild ``net``'s architecture (JSON-serialisable)."""
     return {"sizes": list(net.sizes), "activation": net.activation.name,
             "output": net.output.name, "loss": net.loss.name, "bias": net.bias,
-            "dtype": net.dtype_name, "seed": net.seed, "fused": net.fused}
+            "dtype": net.dtype_name, "seed": net.seed, "fused": net.fused,
+            "classes": None if net.classes is None else list(net.classes)}
 
 
 def param_names(cfg):
@@ -39,30 +44,50 @@ def param_names(cfg):
 
 
 def capture(net, trainer=None):
-    """``net``'s state (with ``trainer``'s optimizer state, when given) as host copies."""
+    """``net``'s state as host copies, with the optimizer state of ``trainer`` when given, else
+    of the network's last ``fit`` (:attr:`Network.optimizer_state`) when it has one."""
     cfg = config(net)
     host = net.backend.to_host
     arrays = {name: np.array(host(p)) for name, p in zip(param_names(cfg), net.params)}
     st = {"config": cfg, "arrays": arrays, "rng": net.shuffle_rng.bit_generator.state,
-          "history": copy.deepcopy(net.history)}
-    if trainer is not None:
-        st["optimizer"] = _optimizer_meta(trainer)
+          "history": copy.deepcopy(net.history), "data": _data(net)}
+    opt, opt_state = ((trainer.opt, trainer.state) if trainer is not None
+                      else net.optimizer_state or (None, None))
+    if opt is not None:
+        st["optimizer"] = _optimizer_meta(opt, opt_state, host)
         for key, count in st["optimizer"]["lists"].items():
             arrays.update({f"opt.{key}.{i}": np.array(host(a))
-                           for i, a in zip(range(count), trainer.state[key])})
+                           for i, a in zip(range(count), opt_state[key])})
     return st
 
 
-def _optimizer_meta(trainer):
+def _data(net):
+    return {"transform": _json(net.input_transform),
+            "target_transform": _json(net.target_transform), "split": copy.deepcopy(net.split)}
+
+
+def _json(transform):
+    return None if transform is None else transform.to_json()
+
+
+def _transform(data, key, width, what):
+    """The transform saved under ``key``, checked to have ``width`` columns (None if none)."""
+    if data.get(key) is None:
+        return None
+    transform = Standardize.from_json(data[key])
+    if transform.n_features != width:
+        raise ValueError(f"a transform of {transform.n_features} columns for {width} {what}")
+    return transform
+
+
+def _optimizer_meta(opt, opt_state, host):
     scalars, lists = {}, {}
-    for key, value in trainer.state.items():
+    for key, value in opt_state.items():
         if isinstance(value, list):
             lists[key] = len(value)
         else:  # a step count: a Python int, or a 0-d device array where the step is compiled
-            scalars[key] = int(value if isinstance(value, int)
-                               else trainer.net.backend.to_host(value).item())
-    return {"name": trainer.opt.name, "hyper": dict(vars(trainer.opt)), "scalars": scalars,
-            "lists": lists}
+            scalars[key] = int(value if isinstance(value, int) else host(value).item())
+    return {"name": opt.name, "hyper": dict(vars(opt)), "scalars": scalars, "lists": lists}
 
 
 def build(cls, st, device=None):
@@ -77,12 +102,25 @@ def build(cls, st, device=None):
 
 
 def apply(net, st):
-    """Give ``net`` (of ``st``'s architecture) the state's parameters, RNG state and history."""
+    """Give ``net`` (of ``st``'s architecture) the state's parameters, RNG state, history, input
+    transform, held-out split and optimizer state."""
     names = param_names(config(net))
     net.set_weights(net.unflatten([st["arrays"][n] for n in names]))
     if st.get("rng") is not None:
         net.shuffle_rng.bit_generator.state = st["rng"]
     net.history = copy.deepcopy(st.get("history"))
+    data = st.get("data") or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"bad data record {data!r}")
+    net.input_transform = _transform(data, "transform", net.sizes[0], "inputs")
+    net.target_transform = _transform(data, "target_transform", net.sizes[-1], "outputs")
+    split = data.get("split")
+    if split is not None and not isinstance(split, dict):
+        raise ValueError(f"bad held-out split {split!r}")
+    net.split = copy.deepcopy(split)
+    net.optimizer_state = None
+    if "optimizer" in st:
+        net.optimizer_state = optimizer_of(st), optimizer_arrays(net, st)
 
 
 def rebuild(cls, st, device):
@@ -102,12 +140,17 @@ def optimizer_of(st):
     return optim.get(meta["name"], **meta["hyper"])
 
 
-def restore_optimizer(trainer, st):
-    """Put ``st``'s optimizer state into ``trainer`` (bound to a network of ``st``'s shapes)."""
-    be, dtype = trainer.net.backend, trainer.net.dtype
+def optimizer_arrays(net, st):
+    """``st``'s optimizer state (lists of arrays, step counts) on ``net``'s device."""
+    be, dtype = net.backend, net.dtype
     meta, arrays = st["optimizer"], st["arrays"]
     with be.context():
-        for key, count in meta["lists"].items():
-            trainer.state[key] = [be.asarray(arrays[f"opt.{key}.{i}"], dtype)
-                                  for i in range(count)]
-    trainer.state.update(meta["scalars"])
+        out = {key: [be.asarray(arrays[f"opt.{key}.{i}"], dtype) for i in range(count)]
+               for key, count in meta["lists"].items()}
+    out.update(meta["scalars"])
+    return out
+
+
+def restore_optimizer(trainer, st):
+    """Put ``st``'s optimizer state into ``trainer`` (bound to a network of ``st``'s shapes)."""
+    trainer.state.update(optimizer_arrays(trainer.net, st))

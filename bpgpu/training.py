@@ -16,6 +16,7 @@ import contextlib
 import functools
 import math
 import time
+import warnings
 import weakref
 
 from array_api_compat import device
@@ -27,6 +28,7 @@ from .errors import DeviceOutOfMemory, TrainingDiverged
 from .network import labels_of
 from .progress import ProgressBar
 from .registry import COMPILING_DEVICES
+from .transform import Standardize
 from .validation import check_every, check_schedule
 
 MODES = ("auto", "none", "step", "epoch")
@@ -85,15 +87,39 @@ class Trainer:
         with net.backend.context():
             self.state = self.opt.init_state(net.params)
         self._compiled = {}
+        self._checked = set()  # the batch shapes step has checked
 
     def step(self, X, T):
         """One training step — forward, backward, update — returning the batch's outputs.
 
-        X (n, sizes[0]) and T (n, sizes[-1]) must already be arrays on the net's device. Under
-        data parallelism they are this rank's shard, and may be empty.
+        X (n, sizes[0]) and T (n, sizes[-1]) must already be arrays of the net's dtype on its
+        device, as the first layer sees them (``net.device_inputs(X)`` and
+        ``net.device_targets(y, n)`` make them, through the network's transforms); they are
+        checked once per new shape, and anything else is a one-line ``TypeError`` or
+        ``ValueError``. Under data parallelism they are this rank's shard, and may be empty.
         """
+        key = (type(X), tuple(X.shape), X.dtype, type(T), tuple(T.shape), T.dtype)
+        if key not in self._checked:
+            self._check_batch(X, T)
+            self._checked.add(key)
         with self.net.backend.context():
             return self.step_in_context(X, T)
+
+    def _check_batch(self, X, T):
+        net = self.net
+        for name, a, width in (("X", X, net.sizes[0]), ("T", T, net.sizes[-1])):
+            if not net.backend.owns(a) or device(a) != device(net.params[0]):
+                raise TypeError(f"Trainer.step takes arrays on the network's device "
+                                f"({net.device}); its {name} is a {type(a).__module__}."
+                                f"{type(a).__name__}: make it with net.device_inputs(X) / "
+                                "net.device_targets(y, n), or train with fit")
+            if a.dtype != net.dtype:
+                raise TypeError(f"Trainer.step: {name} is {a.dtype}, the network computes in "
+                                f"{net.dtype_name}; make it with net.device_inputs(X) / "
+                                "net.device_targets(y, n)")
+            if a.ndim != 2 or a.shape[1] != width or a.shape[0] != X.shape[0]:
+                raise ValueError(f"Trainer.step: {name} has shape {tuple(a.shape)}; expected "
+                                 f"({X.shape[0]}, {width}) for the network {net.sizes}")
 
     def step_in_context(self, X, T):
         """:meth:`step` for callers already inside ``net.backend.context()``."""
@@ -290,15 +316,24 @@ def _copied_state(xp, state):
 def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr=None,
         optimizer=defaults.OPTIMIZER, shuffle=True, validation_data=None, verbose=False,
         callbacks=(), checkpoint=None, checkpoint_every=1, resume=None, comm=None,
-        compile="auto", **optimizer_options):
+        compile="auto", standardize=False, end_metrics=False, **optimizer_options):
     """Train ``net`` on (X, y) by backpropagation and return the per-epoch history.
+
+    A second ``fit`` on the same network continues the first: it runs ``epochs`` more epochs,
+    appends to :attr:`MLP.history`, and carries on the optimizer's state (Adam's moments and step
+    count, momentum's velocities) when the optimizer and its settings are the same — so
+    ``fit(epochs=5)`` twice trains as ``fit(epochs=10)`` does. A network saved and loaded keeps
+    that state too. Another optimizer, or other settings, start from a fresh state.
 
     Parameters
     ----------
     X : array-like, shape (n, sizes[0])
     y : array-like, shape (n,) class labels or (n, sizes[-1]) targets
+        Labels are the network's ``classes`` where it has them, else the output indices
+        ``0..k-1``.
     epochs : int, default 30
-        Train until this many epochs are done in all (counting those of a resumed checkpoint).
+        Epochs to run in this call; with ``resume``, the total to reach (counting the
+        checkpoint's).
     batch_size : int, "full" or None, default 32
         Examples per step: ``"full"``/``None`` is batch learning (one step per epoch over the
         whole set), 1 is online learning, anything between is mini-batch learning.
@@ -314,7 +349,8 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
         Show a progress bar (tqdm): a widget in a notebook, or a line on standard error where it
         is a terminal; nothing in logs or pipes.
     callbacks : sequence of callables
-        Each is called as ``cb(net, epoch, logs)`` after every epoch.
+        Each is called as ``cb(net, epoch, logs)`` after every epoch (``epoch`` counts every
+        epoch the network has trained, from 1).
     checkpoint : path, optional
         Write a checkpoint (weights, optimizer state, epoch, RNG state) here, atomically.
     checkpoint_every : int
@@ -331,14 +367,27 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
         ``"epoch"`` a whole epoch (the progress bar then moves once per epoch), on devices that
         compile (JAX). ``"auto"``: the most the device compiles. Every mode gives the same
         weights within float tolerance.
+    standardize : bool, default False
+        Give a network without an input transform one learned from X: each feature's mean and
+        standard deviation (:class:`bpgpu.transform.Standardize`), applied to every input from
+        then on (validation data, ``predict``, ``evaluate``) and saved with the network. A
+        regression network (``net.task == "regress"``) gets a target transform from y too:
+        losses are then on the standardised targets, and ``predict`` answers in y's units. A
+        network that has a transform keeps it (its weights were trained on that scale).
+    end_metrics : bool, default False
+        Also record ``end_loss`` (and ``end_accuracy``): the training set scored with the
+        weights at the end of each epoch, at the cost of one more pass over it. ``loss`` and
+        ``accuracy`` are the running means over the epoch's batches, each batch scored with the
+        weights it was trained from (as Keras reports them).
     **optimizer_options
         ``momentum`` for momentum; ``beta1``, ``beta2``, ``eps`` for Adam.
 
     Returns
     -------
     dict
-        Lists indexed by epoch: ``loss`` and ``time`` always; ``accuracy`` for classification;
-        ``val_loss`` / ``val_accuracy`` with validation data.
+        ``net.history``: lists indexed by epoch, every epoch the network has trained: ``loss``
+        and ``time`` always; ``accuracy`` for classification; ``val_loss`` / ``val_accuracy``
+        with validation data; ``end_loss`` / ``end_accuracy`` with ``end_metrics``.
 
     Raises
     ------
@@ -347,6 +396,12 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
         epoch.
     DeviceOutOfMemory
         The data or a batch does not fit on the device; the message names the batch size.
+
+    Warns
+    -----
+    UserWarning
+        On a network's first epoch, when the first layer's gradients are all exactly zero while
+        the output layer's are not: saturated units, most often from unscaled inputs.
     """
     epochs, batch_size = check_schedule(epochs, batch_size)
     every = check_every(checkpoint_every)
@@ -355,6 +410,8 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
     settings = {"batch_size": batch_size, "shuffle": bool(shuffle)}
     if checkpoint is not None:
         checkpoints.check_writable(checkpoint)
+    if standardize:
+        learn_transforms(net, X, y)
     with net.backend.context(), _out_of_memory_hint(net, batch_size):
         Xd = net.device_inputs(X)
         Td = net.device_targets(y, Xd.shape[0])
@@ -362,22 +419,73 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
         resumed = checkpoints.restore_net(net, resume, opt, settings) if resume else None
         parallel = DataParallel(comm, net.backend) if comm is not None else None
         trainer = Trainer(net, opt, parallel=parallel, compile="none" if mode == "none" else "step")
-        start, history = 0, {"loss": [], "time": []}
         if resumed:
             start, history = checkpoints.restore_trainer(trainer, *resumed)
+            stop = epochs
+        else:
+            start, history = _continued(net, trainer)
+            stop = start + epochs
+        if start == 0 and (parallel is None or parallel.rank == 0):
+            warn_if_saturated(net, Xd, Td)
         run = EpochRunner(trainer, Xd, Td, batch_size, shuffle, is_classification(net, y), mode)
         run.epochs_done = start
         lead = parallel is None or parallel.rank == 0
         saver = checkpoints.Saver(checkpoint, every, settings) if checkpoint and lead else None
+        loop = _Loop(run, val, verbose and lead, callbacks, saver, end_metrics)
         try:
-            return _loop(run, range(start, epochs), val, verbose and lead, callbacks, history,
-                         saver)
+            return loop.train(range(start, stop), history)
         except TrainingDiverged:
             raise  # every rank sees the same summed loss, so all of them raise together
         except Exception as exc:
             if parallel is not None and parallel.size > 1:
                 parallel.abort(exc)
             raise
+        finally:
+            net.optimizer_state = trainer.opt, trainer.state
+
+
+def learn_transforms(net, X, y):
+    """Give ``net`` the standardisation of X (and, for regression, of y) it does not have yet."""
+    if net.input_transform is None:
+        net.input_transform = Standardize.fit(_host.host_array(X, "X"))
+    if net.task == "regress" and net.target_transform is None:
+        T = _host.host_array(y, "y")
+        net.target_transform = Standardize.fit(T.reshape(T.shape[0], -1))
+
+
+def _continued(net, trainer):
+    """(epochs done, history so far) of ``net``, giving ``trainer`` the optimizer state of the
+    last ``fit`` when its optimizer and settings are the same."""
+    if net.optimizer_state is not None:
+        opt, state = net.optimizer_state
+        if type(opt) is type(trainer.opt) and vars(opt) == vars(trainer.opt):
+            trainer.state = state
+    history = {k: list(v) for k, v in (net.history or {}).items()}
+    return len(history.get("loss", [])), history or {"loss": [], "time": []}
+
+
+def warn_if_saturated(net, X, T, rows=64):
+    """Warn when the first layer's weight gradients on the first ``rows`` examples (device
+    arrays, as the network sees them) are all exactly zero while the output layer's are not:
+    the error reaches the output but no longer the first layer, whose units are saturated."""
+    if len(net.sizes) < 3:
+        return
+    n = min(rows, X.shape[0])
+    X, T = X[:n, ...], T[:n, ...]
+    if "step" in net.backend.compile_modes:  # run eagerly, each operation would compile alone
+        net, X, T = net.to("cpu"), net.backend.to_host(X), net.backend.to_host(T)
+        X, T = net.backend.asarray(X, net.dtype), net.backend.asarray(T, net.dtype)
+    grads = net.backward_pass(net.forward_pass(X), T)[1]
+    xp = net.xp
+    first, last = xp.max(xp.abs(grads[0][0])), xp.max(xp.abs(grads[-1][0]))
+    first, last, size = net.backend.to_host(xp.stack([first, last, xp.max(xp.abs(X))])).tolist()
+    if first == 0 and last > 0:
+        fix = ("standardize them: fit(..., standardize=True), or bpgpu train without "
+               "--no-standardize" if net.input_transform is None
+               else "lower the learning rate or change the activation")
+        warnings.warn(f"the first layer's gradients are all exactly zero on the first {n} rows "
+                      f"while the output layer's are not: its units are saturated (inputs up to "
+                      f"{size:.3g} in size); {fix}", UserWarning, stacklevel=3)
 
 
 def _validation(net, data):
@@ -402,27 +510,43 @@ def _out_of_memory_hint(net, batch_size):
             "size (--batch-size), or use a device with more memory") from exc
 
 
-def _loop(run, epochs, val, verbose, callbacks, history, saver):
-    bar = ProgressBar(epochs.stop, enabled=verbose, first=epochs.start)
-    try:
-        for epoch in epochs:
-            t0 = time.perf_counter()
-            logs = run.epoch(bar)
-            if val is not None:
-                logs.update({"val_" + k: v for k, v in
-                             evaluate_arrays(run.net, *val, run.classify).items()})
-            logs["time"] = time.perf_counter() - t0
-            for key, value in logs.items():
-                history.setdefault(key, []).append(value)
-            bar.epoch_done(epoch + 1, logs)
-            for cb in callbacks:
-                cb(run.net, epoch + 1, logs)
-            if saver is not None:
-                saver.maybe_save(run, epoch + 1, epochs.stop, history)
-    finally:
-        bar.close()
-    run.net.history = history
-    return history
+class _Loop:
+    """The epochs of one ``fit`` call: train, score, record, report, checkpoint."""
+
+    def __init__(self, run, val, verbose, callbacks, saver, end_metrics):
+        self.run, self.val, self.verbose = run, val, verbose
+        self.callbacks, self.saver, self.end_metrics = callbacks, saver, end_metrics
+
+    def train(self, epochs, history):
+        run = self.run
+        bar = ProgressBar(epochs.stop, enabled=self.verbose, first=epochs.start)
+        try:
+            for epoch in epochs:
+                t0 = time.perf_counter()
+                logs = run.epoch(bar)
+                logs.update(self._scores(run))
+                logs["time"] = time.perf_counter() - t0
+                for key, value in logs.items():
+                    history.setdefault(key, []).append(value)
+                bar.epoch_done(epoch + 1, logs)
+                for cb in self.callbacks:
+                    cb(run.net, epoch + 1, logs)
+                if self.saver is not None:
+                    self.saver.maybe_save(run, epoch + 1, epochs.stop, history)
+        finally:
+            bar.close()
+            run.net.history = history
+        return history
+
+    def _scores(self, run):
+        logs = {}
+        if self.end_metrics:
+            logs.update({"end_" + k: v for k, v in
+                         evaluate_arrays(run.net, run.X, run.T, run.classify).items()})
+        if self.val is not None:
+            logs.update({"val_" + k: v for k, v in
+                         evaluate_arrays(run.net, *self.val, run.classify).items()})
+        return logs
 
 
 def is_classification(net, y):

@@ -6,14 +6,18 @@ training step.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._host import check_range, host_array, is_whole
+from .backends import to_numpy
 from .optim import check_setting
 
 
 def check_inputs(net, X, name="X"):
-    """X as a device array of the net's dtype, shape (n, sizes[0]), finite."""
+    """X as a device array of the net's dtype, shape (n, sizes[0]), finite, through the net's
+    input transform when it has one."""
     if net.backend.owns(X):
         return _check_device_inputs(net, X, name)
     arr = host_array(X, name)
@@ -22,6 +26,8 @@ def check_inputs(net, X, name="X"):
     _check_shape(arr.shape, net.sizes[0], name)
     if not np.all(np.isfinite(arr)):
         _non_finite(arr, name)
+    if net.input_transform is not None:
+        arr = net.input_transform.host(arr)
     check_range(arr, net.dtype_name, name)
     return net.backend.asarray(arr, net.dtype)
 
@@ -44,6 +50,8 @@ def _check_device_inputs(net, X, name):
         if not np.all(np.isfinite(host)):
             _non_finite(host, name)
         check_range(host, net.dtype_name, name)
+    if net.input_transform is not None:
+        cast = net.input_transform.device(net.backend, cast, net.dtype)
     return cast
 
 
@@ -58,7 +66,10 @@ def _check_shape(shape, n_features, name):
 
 
 def check_targets(net, T, n_rows, name="y"):
-    """Targets as a device array of shape (n_rows, sizes[-1]); class labels become one-hot."""
+    """Targets as a device array of shape (n_rows, sizes[-1]); class labels become one-hot
+    (through the network's ``classes`` when it has them)."""
+    if net.classes is not None:
+        T = _labels_as_indices(net.classes, T, name)
     arr = host_array(T, name)
     n_out = net.sizes[-1]
     if arr.ndim == 0 or arr.ndim > 2:
@@ -76,11 +87,79 @@ def check_targets(net, T, n_rows, name="y"):
     if arr.shape[1] != n_out:
         raise ValueError(f"{name} has {arr.shape[1]} columns but the network has {n_out} outputs; "
                          "pass class labels of shape (n,) or targets of matching width")
+    if net.target_transform is not None:
+        arr = net.target_transform.host(arr)
     if net.loss.name == "cross_entropy" and (arr.min() < 0 or arr.max() > 1):
         raise ValueError(f"{name} has targets in [{arr.min():g}, {arr.max():g}], but "
                          "cross_entropy needs probabilities in [0, 1]; pass class labels, or use "
                          "loss 'sse' or 'mse' for other targets")
     return net.backend.asarray(arr, net.dtype)
+
+
+def _labels_as_indices(classes, T, name):
+    """1-D labels (numbers or text) as indices into ``classes``; anything else unchanged."""
+    try:
+        arr = to_numpy(T)
+    except Exception:
+        return T  # host_array names the problem
+    if arr.ndim == 2 and arr.shape[1] == 1 and len(classes) > 1 and arr.dtype.kind in "USO":
+        arr = arr[:, 0]
+    return encode_labels(classes, arr, name) if arr.ndim == 1 else T
+
+
+def check_classes(classes, n_outputs):
+    """The class labels of a network's outputs, in output order, as a list of Python numbers or
+    strings (``None`` stays ``None``): unique, one kind, one per output (two for a single
+    logistic output)."""
+    if classes is None:
+        return None
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__len__"):
+        raise ValueError(f"classes must be a list of labels, got {classes!r}")
+    labels = list(classes) if isinstance(classes, (list, tuple)) else to_numpy(classes).tolist()
+    labels = [c.item() if isinstance(c, np.generic) else c for c in labels]
+    text = all(isinstance(c, str) for c in labels)
+    numbers = all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c)
+                  for c in labels)
+    if not labels or not (text or numbers):
+        raise ValueError(f"classes must be a list of numbers or of strings, got {classes!r}")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"classes must not repeat a label, got {classes!r}")
+    if len(labels) != n_outputs and not (n_outputs == 1 and len(labels) == 2):
+        raise ValueError(f"{len(labels)} classes for {n_outputs} outputs; give one label per "
+                         "output (two for a single logistic output)")
+    return labels
+
+
+def encode_labels(classes, labels, name="y"):
+    """The index in ``classes`` of every label in the 1-D array ``labels`` (int64); a label that
+    is not among the classes is a one-line ``ValueError`` naming it."""
+    ref = np.asarray(classes)
+    text = labels.dtype.kind in "USO"
+    if text != (ref.dtype.kind in "U"):
+        kind = "text" if text else "numbers"
+        raise ValueError(f"{name} holds {kind}, but the network's classes are {_few(classes)}; "
+                         "pass labels of the same kind")
+    if text:
+        labels = labels.astype(str)
+    order = np.argsort(ref, kind="stable")
+    pos = np.minimum(np.searchsorted(ref[order], labels), len(ref) - 1)
+    unknown = ref[order][pos] != labels
+    if np.any(unknown):
+        missing = np.unique(labels[unknown])
+        raise ValueError(f"{name} has {len(missing)} label(s) the network has no output for "
+                         f"({_few(missing.tolist())[1:-1]}); its classes are {_few(classes)}")
+    return order[pos].astype(np.int64)
+
+
+def _few(values, limit=6):
+    shown = ", ".join(repr(_plain(v)) for v in values[:limit])
+    return "[" + shown + (", ...]" if len(values) > limit else "]")
+
+
+def _plain(value):
+    """A label as users wrote it: a Python number (7, not 7.0 or np.int64(7)) or string."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def one_hot(labels, n_classes, name="y"):

@@ -130,15 +130,17 @@ def test_save_writes_safetensors_whatever_the_suffix(tmp_path):
             "--quiet")
     assert r.returncode == 0, r.stderr
     arrays = load_file(tmp_path / "m.npz")
-    assert {k: v.shape for k, v in arrays.items()} == {"W0": (64, 32), "b0": (32,),
-                                                        "W1": (32, 10), "b1": (10,)}
+    params = {"W0": (64, 32), "b0": (32,), "W1": (32, 10), "b1": (10,)}
+    moments = {f"opt.{m}.{i}": shape for m in "mv" for i, shape in enumerate(params.values())}
+    assert {k: v.shape for k, v in arrays.items()} == {**params, **moments}
 
 
 def test_check_gradients_prints_the_error_per_layer_before_training():
     r = run("train", "--device", "cpu", "--epochs", "1", "--check-gradients")
     assert r.returncode == 0, r.stderr
-    first = r.stdout.splitlines()[0]
+    first = next(line for line in r.stdout.splitlines() if line.startswith("gradient check"))
     assert first.startswith("gradient check (float64 central differences, 32 examples)")
+    assert r.stdout.index("gradient check") < r.stdout.index("epochs ")  # before training
     errors = [float(e) for e in re.findall(r"\d\.\de-\d\d", first)]
     assert len(errors) == 2 and max(errors) < 1e-6 and first.endswith("ok (< 1e-6)")
     r = run("train", "--device", "cpu", "--epochs", "1", "--check-gradients", "--json")

@@ -29,7 +29,8 @@ def _digits_hash(X: np.ndarray, y: np.ndarray) -> str:
 
 
 def test_names_lists_the_spec_forms():
-    assert names() == ["digits", "xor", "cafeteria[:WEEKS]", "spirals[:N]", "mnist:DIR", "csv:PATH"]
+    assert names() == ["digits", "xor", "cafeteria[:WEEKS]", "spirals[:N]", "mnist:DIR", "csv:PATH",
+                       "npz:PATH"]
 
 
 def test_unknown_spec_lists_valid_forms():
@@ -114,6 +115,7 @@ def test_cafeteria_is_the_lecture_bill():
         "loss": "sse",
         "bias": False,
         "init_weights": [[[50.0], [50.0], [50.0]]],
+        "standardize": False,
     }
     assert np.asarray(ds.hints["init_weights"][0]).shape == (3, 1)
 
@@ -257,12 +259,13 @@ def _csv(tmp_path, text, name="data.csv"):
 
 
 def test_csv_classification_without_header(tmp_path):
-    spec = _csv(tmp_path, "0.5,1,7\n1.5,2,3\n2.5,3,7\n\n3.5,4,5\n")
+    spec = _csv(tmp_path, "0.5,1,7\n1.5,2,3\n2.5,3,7\n\n3.5,4,5\n4.5,5,3\n5.5,6,5\n")
     ds = load(spec)
     assert ds.name == spec
-    assert ds.X.dtype == np.float64 and ds.X.shape == (4, 2)
-    assert ds.y.dtype == np.int64 and ds.y.tolist() == [2, 0, 2, 1]
-    assert ds.n_classes == 3 and ds.hints == {"classes": [3, 5, 7]}
+    assert ds.X.dtype == np.float64 and ds.X.shape == (6, 2)
+    assert ds.y.dtype == np.int64 and ds.y.tolist() == [2, 0, 2, 1, 0, 1]
+    assert ds.n_classes == 3 and ds.classes == [3, 5, 7]
+    assert load(spec, task="regress").y[:, 0].tolist() == [7, 3, 7, 5, 3, 5]
 
 
 def test_csv_regression_with_header(tmp_path):
@@ -275,9 +278,9 @@ def test_csv_regression_with_header(tmp_path):
 
 
 def test_csv_header_with_numeric_names_and_float_labels(tmp_path):
-    ds = load(_csv(tmp_path, "0,1,label\n0.1,0.2,1.0\n0.3,0.4,-1.0\n"))
-    assert ds.X.shape == (2, 2) and ds.y.tolist() == [1, 0]
-    assert ds.hints["classes"] == [-1, 1]
+    ds = load(_csv(tmp_path, "0,1,label\n0.1,0.2,1.0\n0.3,0.4,-1.0\n0.5,0.6,1\n0.7,0.8,-1\n"))
+    assert ds.X.shape == (4, 2) and ds.y.tolist() == [1, 0, 1, 0]
+    assert ds.classes == [-1, 1]
 
 
 @pytest.mark.parametrize(
@@ -286,12 +289,12 @@ def test_csv_header_with_numeric_names_and_float_labels(tmp_path):
         ("", "is empty"),
         ("\n\n", "is empty"),
         ("a,b,label\n", "header line but no data rows"),
-        ("1\n2\n", "has 1 column; give at least one feature column"),
-        ("1,2,0\n3,4\n", "row 2 has 2 columns, expected 3"),
-        ("1,2,0\n3,x,1\n", "row 2 column 2: 'x' is not a number"),
-        ("1,2,0\n3,,1\n", "row 2 column 2: an empty cell is not a number"),
-        ("1,2,0\n3,4,nan\n", "row 2 column 3: 'nan' is not finite"),
-        ("1,2,0\n3,inf,1\n", "row 2 column 2: 'inf' is not finite"),
+        ("1\n2\n", "line 1: no ',' ';' or tab delimiter found, so the file has one column"),
+        ("1,2,0\n3,4\n", "line 2: 2 fields, expected 3 like line 1"),
+        ("1,2,0\n3,x,1\n", "line 2 column 2: 'x' is not a number"),
+        ("1,2,0\n3,,1\n", "line 2 column 2: an empty cell \\(a missing value\\)"),
+        ("1,2,0\n3,4,nan\n", "line 2 column 3: 'nan' is not a finite number"),
+        ("1,2,0\n3,inf,1\n", "line 2 column 2: 'inf' is not a finite number"),
     ],
 )
 def test_csv_errors(tmp_path, text, expected):

@@ -56,10 +56,13 @@ def test_the_pickle_holds_host_arrays_and_the_device_spec():
     rebuild, (cls, st, device) = net.__reduce__()
     assert rebuild is state.rebuild and cls is bpgpu.MLP and device == "cpu"
     assert all(type(a) is np.ndarray for a in st["arrays"].values())
-    assert sorted(st["arrays"]) == ["W0", "W1", "b0", "b1"]
+    velocities = [f"opt.velocity.{i}" for i in range(4)]  # the fit's optimizer state
+    assert sorted(st["arrays"]) == ["W0", "W1", "b0", "b1", *velocities]
     assert st["config"] == {"sizes": [6, 5, 3], "activation": "logistic", "output": "softmax",
                             "loss": "cross_entropy", "bias": True, "dtype": "float64",
-                            "seed": 4, "fused": True}
+                            "seed": 4, "fused": True, "classes": None}
+    assert st["optimizer"]["name"] == "momentum"
+    assert st["data"] == {"transform": None, "target_transform": None, "split": None}
     st["arrays"]["W0"][0, 0] = 99.0  # host copies: writing into them leaves the network alone
     assert to_np(net.weights[0][0])[0, 0] != 99.0
 
@@ -84,7 +87,8 @@ def test_a_saved_model_is_the_networks_arrays_for_safetensors_readers(device, tm
     path = tmp_path / "m.safetensors"
     net.save(path)
     arrays = safetensors.numpy.load_file(path)
-    assert sorted(arrays) == ["W0", "W1", "b0", "b1"]
+    # The parameters, and the optimizer state that a later fit continues.
+    assert sorted(arrays) == ["W0", "W1", "b0", "b1", *(f"opt.velocity.{i}" for i in range(4))]
     for i, (W, b) in enumerate(net.weights):
         assert arrays[f"W{i}"].dtype == np.float32
         np.testing.assert_array_equal(arrays[f"W{i}"], to_np(W))

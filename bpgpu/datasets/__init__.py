@@ -7,7 +7,11 @@ Use :func:`load` with a spec string; :func:`names` lists the spec forms::
     cafeteria[:WEEKS]  the delta-rule lecture's cafeteria bills (regression, default 1 week)
     spirals[:N]        two interleaved spirals, N points (default 400, 2 classes)
     mnist:DIR          MNIST training set from local IDX files in DIR (no download)
-    csv:PATH           numeric CSV: feature columns, then the label/target column
+    csv:PATH           CSV (``,`` ``;`` or tab): feature columns, then the label/target column
+    npz:PATH           NumPy ``np.savez`` file with arrays ``X`` (n, features) and ``y`` (n,)
+
+Files say nothing of their task: ``task="auto"`` decides by the rule of
+:mod:`bpgpu.datasets._task` (text, or few distinct whole numbers → classes; else regression).
 """
 
 from __future__ import annotations
@@ -15,15 +19,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bpgpu.datasets._builtin import load_cafeteria, load_digits, load_spirals, load_xor
-from bpgpu.datasets._csv import load_csv
 from bpgpu.datasets._dataset import Dataset
 from bpgpu.datasets._mnist import load_mnist
-from bpgpu.datasets._split import split
+from bpgpu.datasets._split import fingerprint, split
+from bpgpu.datasets._table import Table, read_csv, read_npz
+from bpgpu.datasets._task import MAX_AUTO_CLASSES, TASKS, decide, labelled, relabel
 from bpgpu.errors import DatasetError
 
-__all__ = ["Dataset", "load", "names", "split"]
+__all__ = ["MAX_AUTO_CLASSES", "TASKS", "Dataset", "Table", "decide", "fingerprint", "load",
+           "names", "read_csv", "read_npz", "split"]
 
-_FORMS = ["digits", "xor", "cafeteria[:WEEKS]", "spirals[:N]", "mnist:DIR", "csv:PATH"]
+_FORMS = ["digits", "xor", "cafeteria[:WEEKS]", "spirals[:N]", "mnist:DIR", "csv:PATH",
+          "npz:PATH"]
+_FILES = {"csv": read_csv, "npz": read_npz}
 _DEFAULT_WEEKS = 1
 _DEFAULT_SPIRAL_POINTS = 400
 _PLACEHOLDERS = {"cafeteria": "WEEKS", "spirals": "N"}
@@ -35,7 +43,8 @@ def names() -> list[str]:
     Returns
     -------
     list of str
-        ``["digits", "xor", "cafeteria[:WEEKS]", "spirals[:N]", "mnist:DIR", "csv:PATH"]``.
+        ``["digits", "xor", "cafeteria[:WEEKS]", "spirals[:N]", "mnist:DIR", "csv:PATH",
+        "npz:PATH"]``.
     """
     return list(_FORMS)
 
@@ -101,11 +110,6 @@ def _mnist(spec: str, arg: str | None, seed: int) -> Dataset:
     return load_mnist(spec, _need_arg("mnist", arg, "DIR"))
 
 
-def _csv(spec: str, arg: str | None, seed: int) -> Dataset:
-    """Load ``csv:PATH``."""
-    return load_csv(spec, _need_arg("csv", arg, "PATH"))
-
-
 #: Spec kind -> loader(spec, text after the colon or None, seed).
 _LOADERS: dict[str, Callable[[str, str | None, int], Dataset]] = {
     "digits": _digits,
@@ -113,20 +117,27 @@ _LOADERS: dict[str, Callable[[str, str | None, int], Dataset]] = {
     "cafeteria": _cafeteria,
     "spirals": _spirals,
     "mnist": _mnist,
-    "csv": _csv,
 }
 
 
-def load(spec: str, *, seed: int = 0) -> Dataset:
+def load(spec: str, *, seed: int = 0, task: str = "auto", classes=None,
+         header="auto") -> Dataset:
     """Load a data set from a spec string.
 
     Parameters
     ----------
     spec : str
         One of the forms returned by :func:`names`, e.g. ``"digits"``, ``"spirals:200"``,
-        ``"cafeteria:8"``, ``"mnist:/data/mnist"`` or ``"csv:train.csv"``.
+        ``"cafeteria:8"``, ``"mnist:/data/mnist"``, ``"csv:train.csv"`` or ``"npz:data.npz"``.
     seed : int, optional
         Seed for the generated data sets (cafeteria weeks after the first, spirals).
+    task : {"auto", "classify", "regress"}
+        What the last column of a file holds (see :func:`decide`); the built-in sets know theirs.
+    classes : list, optional
+        Number the class labels by these (a trained model's ``classes``), so that class ``k``
+        means the model's output ``k``; a label not among them is an error naming it.
+    header : {"auto", "yes", "no"}
+        Whether a CSV file's first row is a header (see :func:`read_csv`).
 
     Returns
     -------
@@ -140,7 +151,17 @@ def load(spec: str, *, seed: int = 0) -> Dataset:
     """
     spec = str(spec).strip()
     kind, colon, arg = spec.partition(":")
-    loader = _LOADERS.get(kind.strip().lower())
+    kind = kind.strip().lower()
+    if kind in _FILES:
+        path = _need_arg(kind, arg if colon else None, "PATH")
+        table = read_csv(path, header=header) if kind == "csv" else read_npz(path)
+        return labelled(spec, table.X, table.labels, task=task, classes=classes,
+                        description=f"{kind.upper()} {path}: {table.note}")
+    loader = _LOADERS.get(kind)
     if loader is None:
         raise DatasetError(f"unknown dataset spec {spec!r}; use one of: {', '.join(_FORMS)}")
-    return loader(spec, arg if colon else None, seed)
+    data = loader(spec, arg if colon else None, seed)
+    if task not in ("auto", data.task):
+        raise DatasetError(f"{spec} is a {'classification' if data.n_classes else 'regression'} "
+                           "data set; leave out --task (or use --task auto)")
+    return data if classes is None else relabel(data, classes)

@@ -68,6 +68,7 @@ def load_xor(spec: str) -> Dataset:
         y=np.array([0, 1, 1, 0], dtype=np.int64),
         n_classes=2,
         description="XOR: the 4 corners of the unit square, label = x1 xor x2 (2 classes)",
+        hints={"standardize": False},  # the lecture's corners, as they are
     )
 
 
@@ -104,6 +105,7 @@ def load_cafeteria(spec: str, weeks: int, seed: int) -> Dataset:
         "loss": "sse",
         "bias": False,
         "init_weights": [[[50.0], [50.0], [50.0]]],
+        "standardize": False,  # the lecture's portions and cents are the point
     }
     return Dataset(
         name=spec,

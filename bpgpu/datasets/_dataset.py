@@ -27,7 +27,11 @@ class Dataset:
     description : str
         One line describing the data, shown by the CLI.
     hints : dict, optional
-        Suggested model settings (layers, activation, loss, initial weights, ...).
+        Suggested model settings (layers, activation, loss, initial weights, ``standardize``,
+        ...).
+    classes : list, optional
+        Classification: the label of each class index (numbers or strings); by default
+        ``0..n_classes-1``. ``None`` for regression data.
 
     Notes
     -----
@@ -41,8 +45,11 @@ class Dataset:
     n_classes: int | None
     description: str
     hints: dict = field(default_factory=dict)
+    classes: list | None = None
 
     def __post_init__(self) -> None:
+        if self.n_classes is not None and self.classes is None:
+            object.__setattr__(self, "classes", list(range(self.n_classes)))
         if self.X.ndim != 2:
             raise DatasetError(
                 f"dataset {self.name!r}: X must be 2-D (n_samples, n_features), "
@@ -55,6 +62,11 @@ class Dataset:
                 f"{self.X.shape}; give one {'label' if expected_ndim == 1 else 'target row'} "
                 "per sample"
             )
+
+    @property
+    def task(self) -> str:
+        """``"classify"`` or ``"regress"``."""
+        return "regress" if self.n_classes is None else "classify"
 
     @property
     def n_features(self) -> int:
