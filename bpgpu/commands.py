@@ -47,7 +47,8 @@ def train(args):
     data = datasets.load(args.dataset, seed=args.seed, task=args.task, header=args.header)
     args.optimizer = args.optimizer or ("sgd" if args.trace else defaults.OPTIMIZER)
     net = _build_net(args, data, backend)
-    Xt, yt, Xv, yv = (_as_labels(data, a) for a in _split(data, args.val_fraction, args.seed))
+    Xt, yt, Xv, yv = (_as_labels(net, data, a)
+                      for a in _split(data, args.val_fraction, args.seed))
     batch_size = _batch_size(args.batch_size, args.epochs)
     lr = check_lr(args.lr, "--lr") or defaults.LR[args.optimizer]
     if len(Xv):
@@ -91,10 +92,12 @@ def _rmse(net, X, T):
     return {"val_rmse": float(np.sqrt(np.mean(error ** 2)))}
 
 
-def _as_labels(data, a):
-    """A classification data set's class indices as its labels (what a network with ``classes``
-    takes); features and regression targets as they are."""
-    return np.asarray(data.classes)[a] if data.n_classes is not None and a.ndim == 1 else a
+def _as_labels(net, data, a):
+    """A classification data set's class indices as its labels, for a network with ``classes``
+    (a model of bpgpu 0.2.0 has none, and takes the indices); anything else as it is."""
+    if net.classes is None or data.n_classes is None or a.ndim != 1:
+        return a
+    return np.asarray(data.classes)[a]
 
 
 def _standardizes(args, data):
@@ -325,7 +328,7 @@ def evaluate(args):
     data = datasets.load(args.dataset, seed=seed, task=net.task, classes=net.classes,
                          header=args.header)
     X, y = _held_out(net, data) if args.split == "held-out" else (data.X, data.y)
-    y = _as_labels(data, y)
+    y = _as_labels(net, data, y)
     result = {"model": args.model, "dataset": data.name, "split": args.split,
               "device": net.device, "samples": len(X), **net.evaluate(X, y)}
     if args.json:

@@ -95,7 +95,12 @@ def split(
 def fingerprint(X: np.ndarray, y: np.ndarray) -> str:
     """A CRC-32 of a data set's inputs and targets (as float64 and int64 or float64 arrays), to
     tell whether two loads are the same data: ``"crc32:<8 hex digits>"``."""
-    crc = zlib.crc32(np.ascontiguousarray(X, dtype=np.float64))
+    crc = 0
+    for start in range(0, len(X), _ROWS_PER_CRC):  # in slices: no copy of a large X at once
+        crc = zlib.crc32(np.ascontiguousarray(X[start:start + _ROWS_PER_CRC], np.float64), crc)
     y = np.asarray(y)
     y = y.astype(np.int64) if np.issubdtype(y.dtype, np.integer) else y.astype(np.float64)
     return f"crc32:{zlib.crc32(np.ascontiguousarray(y), crc):08x}"
+
+
+_ROWS_PER_CRC = 4096

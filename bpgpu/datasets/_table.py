@@ -264,7 +264,7 @@ def _table(layout: _Layout, data: np.ndarray, codes: dict, n_features: int | Non
     labels = data[:, -1].copy() if has_label else None
     if codes:
         labels = np.array(names, dtype=str)[labels.astype(np.intp)]
-    X = np.ascontiguousarray(data[:, int(index) : stop])
+    X = data[:, int(index) : stop]  # a view: a copy would double the memory of a large file
     extras = [f"{_SHOWN[layout.delimiter]}-separated"] + ["decimal comma"] * layout.decimal
     extras += ["header skipped"] * (layout.header is not None)
     extras += ["pandas index column dropped"] * index
