@@ -159,6 +159,7 @@ class BPEstimator(BaseEstimator):
         net = self.net_
         if self._trainer is None or self._trainer.opt.name != self.optimizer:
             self._trainer = Trainer(net, self.optimizer, lr=lr)
+            self._trainer.carry_on()  # after fit: its optimizer state, when the settings match
         self._trainer.opt.lr = lr
         with net.backend.context():
             loss = one_epoch(self._trainer, net.backend.asarray(self._on_net(X), net.dtype),

@@ -57,8 +57,8 @@ Outputs are computed in ``dtype`` and returned in X's floating dtype (integer X 
 ``dtype``), as scikit-learn expects.
 
 ``partial_fit`` trains one epoch and keeps its optimizer state (e.g. Adam's moments) from call to
-call; after ``fit`` the first ``partial_fit`` starts a fresh optimizer state on the fitted weights
-(bpgpu.fit does not hand its optimizer state out).
+call; after ``fit`` the first ``partial_fit`` continues ``fit``'s optimizer state (its settings are
+the same unless changed in between, e.g. by ``set_params(lr=...)``, which starts a fresh one).
 """
 
 from __future__ import annotations

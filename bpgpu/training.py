@@ -89,6 +89,18 @@ class Trainer:
         self._compiled = {}
         self._checked = set()  # the batch shapes step has checked
 
+    def carry_on(self):
+        """Take the network's optimizer state from its last ``fit`` (Adam's moments and step
+        count, momentum's velocities) when that optimizer and its settings are this one's; else
+        keep the fresh state. Returns whether it did."""
+        if self.net.optimizer_state is None:
+            return False
+        opt, state = self.net.optimizer_state
+        if type(opt) is not type(self.opt) or vars(opt) != vars(self.opt):
+            return False
+        self.state = state
+        return True
+
     def step(self, X, T):
         """One training step — forward, backward, update — returning the batch's outputs.
 
@@ -456,10 +468,7 @@ def learn_transforms(net, X, y):
 def _continued(net, trainer):
     """(epochs done, history so far) of ``net``, giving ``trainer`` the optimizer state of the
     last ``fit`` when its optimizer and settings are the same."""
-    if net.optimizer_state is not None:
-        opt, state = net.optimizer_state
-        if type(opt) is type(trainer.opt) and vars(opt) == vars(trainer.opt):
-            trainer.state = state
+    trainer.carry_on()
     history = {k: list(v) for k, v in (net.history or {}).items()}
     return len(history.get("loss", [])), history or {"loss": [], "time": []}
 

@@ -276,3 +276,16 @@ def test_trainer_step_names_what_is_wrong_with_its_arrays():
     with pytest.raises(ValueError, match=r"T has shape \(5, 2\); expected \(5, 3\)"):
         trainer.step(Xd, Td[:, :2])
     assert tuple(trainer.step(Xd, Td).shape) == (5, 3)
+
+
+def test_partial_fit_after_fit_continues_its_optimizer():
+    pytest.importorskip("sklearn")
+    from bpgpu.sklearn import BPClassifier
+
+    X, y = _classes_1_to_4(n=200)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    clf = BPClassifier(epochs=2, device="cpu", random_state=0).fit(X, y)
+    steps = clf.net_.optimizer_state[1]["step"]
+    assert steps == 2 * 7  # two epochs of ceil(200 / 32) Adam steps
+    clf.partial_fit(X, y)
+    assert clf._trainer.state["step"] == steps + 7
