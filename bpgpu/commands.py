@@ -331,13 +331,16 @@ def evaluate(args):
     y = _as_labels(net, data, y)
     result = {"model": args.model, "dataset": data.name, "split": args.split,
               "device": net.device, "samples": len(X), **net.evaluate(X, y)}
+    if net.task == "regress":
+        result["rmse"] = _rmse(net, X, y)["val_rmse"]
     if args.json:
         print(json.dumps(result))
     else:
         acc = f"  accuracy {result['accuracy']:.4f}" if "accuracy" in result else ""
+        rmse = f"  RMSE {result['rmse']:.6g}" if "rmse" in result else ""
         part = "held-out rows" if args.split == "held-out" else "samples"
         print(f"{data.name}: {len(X)} {part} on {net.device}: "
-              f"loss {result['loss']:.4f}{acc}")
+              f"loss {result['loss']:.4f}{rmse}{acc}")
     return 0
 
 

@@ -63,7 +63,7 @@ class Network:
     target_transform : bpgpu.transform.Standardize or None
         A regression network's targets, standardised where they enter (``fit``, ``evaluate``,
         :meth:`gradients`: losses are then on that scale), and :meth:`predict`'s answers mapped
-        back to the original units (set by ``fit(..., standardize_targets=True)``).
+        back to the original units (set by ``fit(..., standardize=True)``).
     split : dict or None
         How ``bpgpu train`` chose the held-out rows (data set, rows, fraction, seed, fingerprint),
         for ``bpgpu evaluate --split held-out``.

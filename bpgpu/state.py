@@ -6,8 +6,9 @@ A state is a dict:
 - ``arrays``: host NumPy copies by name — ``W0``, ``b0``, ``W1``, ... (``W{l}`` of shape
   (sizes[l], sizes[l+1])), and with a trainer its optimizer's ``opt.<key>.<i>``;
 - ``rng``: the shuffling generator's ``bit_generator.state``; ``history``: every epoch trained;
-- ``data``: what the network knows of its data — its input transform and how ``bpgpu train``
-  chose the held-out rows (the class labels are in ``config``, as they name the outputs);
+- ``data``: what the network knows of its data — its input and target transforms and how
+  ``bpgpu train`` chose the held-out rows (the class labels are in ``config``, as they name the
+  outputs);
 - ``optimizer`` (with a trainer, or after a ``fit``): its name, settings, step count and which
   arrays are its lists.
 

@@ -136,12 +136,21 @@ def test_whole_number_prices_and_the_cafeteria_bills_are_regression(tmp_path, ca
     frame = pd.DataFrame(X, columns=["rooms", "age", "area"])
     frame["price"] = price
     frame.to_csv(tmp_path / "houses.csv")  # with pandas' index column
+    model = str(tmp_path / "houses.st")
     status, out, err = bpgpu_cli(capsys, "train", "--device", "cpu", "--dataset",
-                                 f"csv:{tmp_path / 'houses.csv'}", "--json")
+                                 f"csv:{tmp_path / 'houses.csv'}", "--save", model, "--json")
     assert status == 0, err
     summary = json.loads(out)
     assert summary["task"] == "regress" and summary["layers"] == [3, 32, 1]
     assert summary["standardized_targets"] and summary["val_rmse"] < 0.1 * price.std()
+    # Whole-number targets, scored as the regression the model is.
+    status, out, err = bpgpu_cli(capsys, "evaluate", "--model", model, "--dataset",
+                                 f"csv:{tmp_path / 'houses.csv'}", "--split", "held-out",
+                                 "--json")
+    assert status == 0, err
+    scored = json.loads(out)
+    assert "accuracy" not in scored and scored["rmse"] == pytest.approx(summary["val_rmse"])
+    assert scored["loss"] == pytest.approx(summary["val_loss"], rel=1e-5)
     bills = datasets.load("cafeteria:20", seed=3)
     pd.DataFrame(np.column_stack([bills.X, bills.y[:, 0].astype(int)]).astype(int)).to_csv(
         tmp_path / "bills.csv", index=False)
