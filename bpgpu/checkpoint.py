@@ -10,7 +10,6 @@ an interrupted run continued with ``resume=`` ends with the same weights as an u
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 from . import io
 from . import state as states
@@ -26,13 +25,6 @@ class Saver:
     def maybe_save(self, run, epoch, epochs, history):
         if epoch % self.every == 0 or epoch == epochs:
             save(self.path, run.trainer, epoch, history, self.settings)
-
-
-def check_writable(path):
-    """Fail before training, not after the first epoch, when ``path`` cannot be written."""
-    path = Path(path)
-    if path.is_dir() or not path.parent.is_dir():
-        raise ValueError(f"cannot write {path}: give a file name in an existing folder")
 
 
 def save(path, trainer, epoch, history, settings):

@@ -32,7 +32,7 @@ def devices(args):
 
 
 def train(args):
-    from .checkpoint import check_writable
+    from .files import check_writable
     from .report import check_plot_available
 
     if args.plot:
@@ -269,12 +269,12 @@ def predict(args):
     net = load(args.model, device=args.device)
     out = net.predict(_read_features(args.input, net.sizes[0], args.header), host=True)
     if args.out and args.out.endswith(".npy"):
-        from .io import atomic_write
+        from .files import atomic_write
 
         atomic_write(args.out, lambda f: np.save(f, out, allow_pickle=False))
         return 0
     if args.out:
-        from .io import atomic_write
+        from .files import atomic_write
 
         atomic_write(args.out, lambda f: _as_text(f, _write_predictions, net, out))
     else:

@@ -18,8 +18,6 @@ the problem. Files of bpgpu 0.1.0's zip format still load (:mod:`bpgpu._zipforma
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from safetensors import SafetensorError, safe_open
 from . import _zipformat
 from . import state as states
 from .errors import ModelFileError
+from .files import atomic_write
 from .validation import check_sizes
 
 FORMAT = "bpgpu-mlp"
@@ -55,35 +54,6 @@ def write(path, st):
             "checksums": json.dumps({k: zlib.crc32(t) for k, t in tensors.items()})}
     meta.update({k: json.dumps(st[k]) for k in _JSON_KEYS if st.get(k) is not None})
     atomic_write(path, lambda f: f.write(safetensors.numpy.save(tensors, metadata=meta)))
-
-
-def atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; give a file name such as "
-                         f"{path / 'model.safetensors'}")
-    if not path.parent.exists():
-        raise ValueError(f"cannot write {path}: the folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with _suppress_os_error():
-            os.unlink(tmp)
-        raise
-
-
-class _suppress_os_error:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        return kind is not None and issubclass(kind, OSError)
 
 
 def load(path, cls, device=None):

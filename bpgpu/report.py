@@ -66,7 +66,7 @@ def plot_history(hist, path, title=""):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import atomic_write
+    from .files import atomic_write
 
     has_acc = "accuracy" in hist
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5, 3.6),

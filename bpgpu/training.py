@@ -25,6 +25,7 @@ from . import _host, defaults, optim
 from . import checkpoint as checkpoints
 from .distributed import DataParallel
 from .errors import DeviceOutOfMemory, TrainingDiverged
+from .files import check_writable
 from .network import labels_of
 from .progress import ProgressBar
 from .registry import COMPILING_DEVICES
@@ -421,7 +422,7 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
     mode = resolve_mode(net.backend, compile, comm)
     settings = {"batch_size": batch_size, "shuffle": bool(shuffle)}
     if checkpoint is not None:
-        checkpoints.check_writable(checkpoint)
+        check_writable(checkpoint)
     if standardize:
         learn_transforms(net, X, y)
     with net.backend.context(), _out_of_memory_hint(net, batch_size):
