@@ -6,7 +6,7 @@ from . import Backend, DeviceStatus
 from .torch_ops import TorchOps
 
 _ALLOCATION_FAILED = ("CUBLAS_STATUS_ALLOC_FAILED", "CUSOLVER_STATUS_ALLOC_FAILED",
-                      "CUDA error: out of memory")
+                      "CUDA error: out of memory", "DefaultCPUAllocator: can't allocate memory")
 
 
 class TorchBackend(Backend):

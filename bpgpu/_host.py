@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -74,3 +75,21 @@ def check_range(arr, dtype_name, name):
 def label_values(classes, index):
     """Output indices (a NumPy int array) as the labels in ``classes`` (unchanged if ``None``)."""
     return index if classes is None else np.asarray(classes)[index]
+
+
+def physical_memory():
+    """This machine's memory in bytes, or ``None`` where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_fits(nbytes, what, fix):
+    """Refuse, before allocating, ``nbytes`` of host memory that this machine does not have at
+    all: a ``MemoryError`` naming ``what``, the size and ``fix`` (a smaller request that does
+    fit can still fail later, as any allocation can)."""
+    total = physical_memory()
+    if total is not None and nbytes > total:
+        raise MemoryError(f"{what} needs {nbytes / 2**30:,.1f} GiB, more than this machine's "
+                          f"{total / 2**30:,.1f} GiB of memory; {fix}")

@@ -18,13 +18,21 @@ from .errors import BpgpuError, TrainingDiverged
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors in one line, as bpgpu's other errors are, pointing to the
+    command's --help instead of printing the whole usage block."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
     from . import datasets
 
-    p = argparse.ArgumentParser(prog="bpgpu", description="Backpropagation on any device.")
+    p = _Parser(prog="bpgpu", description="Backpropagation on any device.")
     p.add_argument("--version", action="version", version=f"bpgpu {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--device", default=None,
                         help="cpu, cuda[:N], gpu, torch[:cpu|:cuda[:N]], "
                              "jax[:cpu|:cuda[:N]|:tpu[:N]], strict or auto "
@@ -153,14 +161,23 @@ def _run(args):
             raise
         _fail(f"{exc}; try --lr {exc.lr / 10:g}" if exc.lr else str(exc))
         return EXIT_DIVERGED
-    except (BpgpuError, ValueError, TypeError, OSError) as exc:
+    except (BpgpuError, ValueError, TypeError, OSError, MemoryError) as exc:
         if args.debug:
             raise
-        _fail(str(exc))
+        _fail(_one_line(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
         _fail("interrupted: --save was not written (checkpoints written so far are kept)")
         return EXIT_INTERRUPTED
+
+
+def _one_line(exc):
+    """An error as one line; a host allocation that failed says so, and what to change."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        fix = "" if ";" in text else "; use smaller layers, a smaller --batch-size or fewer rows"
+        return f"out of memory: {text}{fix}"
+    return text
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

@@ -15,7 +15,7 @@ from . import datasets, defaults
 from .registry import devices as list_devices
 from .registry import get_backend
 from .training import learn_transforms
-from .validation import check_lr, check_schedule, check_sizes
+from .validation import check_lr, check_schedule, check_seed, check_sizes
 
 
 def devices(args):
@@ -33,10 +33,11 @@ def devices(args):
 
 def train(args):
     from .files import check_writable
-    from .report import check_plot_available
+    from .report import check_plot
 
+    check_seed(args.seed, "--seed")
     if args.plot:
-        check_plot_available()
+        check_plot(args.plot)
     for path in (args.save, args.plot):  # fail now, not after the training they would record
         if path:
             check_writable(path)

@@ -18,7 +18,14 @@ import warnings
 
 from . import _host, activations, losses, state
 from .registry import get_backend
-from .validation import check_classes, check_inputs, check_sizes, check_targets
+from .validation import (
+    check_classes,
+    check_flag,
+    check_inputs,
+    check_seed,
+    check_sizes,
+    check_targets,
+)
 
 DTYPES = ("float32", "float64")
 
@@ -84,15 +91,18 @@ class Network:
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         self.dtype_name = dtype
+        self.seed = check_seed(seed)
+        self.bias = check_flag(bias, "bias")
+        self.fused = check_flag(fused, "fused")
+        n_params = sum((i + self.bias) * o for i, o in zip(self.sizes[:-1], self.sizes[1:]))
+        _host.check_fits(8 * n_params, f"a network of layer sizes {self.sizes} "
+                         f"({n_params:,} parameters, drawn in float64)", "use smaller layers")
         self.backend = get_backend(device)
         self.backend.check_dtype(dtype)
         self.xp = self.backend.xp
         self.dtype = getattr(self.xp, dtype)
-        self.seed = seed
-        self.bias = bias
-        self.fused = fused
         self.ops = self.backend.ops if fused else None
-        init_rng, self.shuffle_rng = _host.seed_streams(seed)
+        init_rng, self.shuffle_rng = _host.seed_streams(self.seed)
         self.set_weights(_host.initial_weights(self.sizes, self.activation.name, init_rng, bias))
         self.classes = check_classes(classes, self.sizes[-1])
         self.input_transform = None

@@ -50,13 +50,23 @@ def _acc(value):
     return "" if value is None else f"  accuracy {value:.2%}"
 
 
-def check_plot_available():
-    """Fail early, before training, when matplotlib is missing."""
+def check_plot(path):
+    """Fail early, before training, when matplotlib is missing or cannot write ``path``'s
+    format (its suffix; no suffix is PNG)."""
     try:
-        import matplotlib  # noqa: F401
+        from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise ValueError("--plot needs matplotlib; install it with: pip install 'bpgpu[plot]'") \
             from None
+    fmt = _format(path)
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in formats:
+        raise ValueError(f"--plot {path}: matplotlib cannot write '.{fmt}' files; use one of "
+                         f"{', '.join('.' + f for f in sorted(formats))} (e.g. curves.png)")
+
+
+def _format(path):
+    return os.path.splitext(str(path))[1].lstrip(".").lower() or "png"
 
 
 def plot_history(hist, path, title=""):
@@ -82,6 +92,5 @@ def plot_history(hist, path, title=""):
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fmt = os.path.splitext(str(path))[1].lstrip(".") or "png"
-    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=110))
+    atomic_write(path, lambda f: fig.savefig(f, format=_format(path), dpi=110))
     plt.close(fig)

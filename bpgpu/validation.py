@@ -214,6 +214,20 @@ def check_sizes(sizes, name="sizes", hidden=False):
     return [int(s) for s in widths]
 
 
+def check_seed(seed, name="seed"):
+    """A seed as a plain Python int ≥ 0 (NumPy integers accepted), so that it saves as JSON."""
+    if not is_whole(seed) or seed < 0:
+        raise ValueError(f"{name} must be a whole number ≥ 0, got {seed!r}")
+    return int(seed)
+
+
+def check_flag(value, name):
+    """A yes/no setting as a plain Python bool (``np.bool_`` and 0/1 accepted)."""
+    if isinstance(value, (bool, np.bool_)) or (is_whole(value) and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 def check_every(every):
     """Epochs between checkpoints, a whole number ≥ 1."""
     if not is_whole(every) or every < 1:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bpgpu._host import check_fits
 from bpgpu.datasets._builtin import load_cafeteria, load_digits, load_spirals, load_xor
 from bpgpu.datasets._dataset import Dataset
 from bpgpu.datasets._mnist import load_mnist
@@ -35,6 +36,9 @@ _FILES = {"csv": read_csv, "npz": read_npz}
 _DEFAULT_WEEKS = 1
 _DEFAULT_SPIRAL_POINTS = 400
 _PLACEHOLDERS = {"cafeteria": "WEEKS", "spirals": "N"}
+# What generating one row of spirals or cafeteria takes at its peak (inputs, targets, the
+# temporaries of drawing them), so that a size no machine holds is refused before it is drawn.
+_GENERATED_ROW_BYTES = 64
 
 
 def names() -> list[str]:
@@ -96,12 +100,15 @@ def _xor(spec: str, arg: str | None, seed: int) -> Dataset:
 def _cafeteria(spec: str, arg: str | None, seed: int) -> Dataset:
     """Load ``cafeteria[:WEEKS]``."""
     weeks = _count("cafeteria", arg, _DEFAULT_WEEKS, 1, 10)
+    check_fits(weeks * _GENERATED_ROW_BYTES, f"{spec} ({weeks:,} weeks)", "use fewer weeks")
     return load_cafeteria(spec, weeks, seed)
 
 
 def _spirals(spec: str, arg: str | None, seed: int) -> Dataset:
     """Load ``spirals[:N]``."""
     n_points = _count("spirals", arg, _DEFAULT_SPIRAL_POINTS, 2, 1000)
+    check_fits(n_points * _GENERATED_ROW_BYTES, f"{spec} ({n_points:,} points)",
+               "use fewer points")
     return load_spirals(spec, n_points, seed)
 
 
