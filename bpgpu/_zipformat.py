@@ -1,15 +1,18 @@
 """Reading the model files of bpgpu 0.1.0 (a zip of ``.npy`` arrays plus ``meta.json``), so that
 they still load and resume. bpgpu writes safetensors now (:mod:`bpgpu.io`); nothing here writes.
 
-Reading never unpickles or evaluates anything: the metadata is JSON, each array header is checked
-against it (name, shape, dtype, size) before the array is allocated. Every problem is a
-:class:`ModelFileError` without the file name, which :func:`bpgpu.io.read` adds.
+Reading never unpickles or evaluates anything: the metadata is JSON, read as a stream that stops at
+a stated size (a member's header may lie about its size, and a small DEFLATE stream can inflate
+to gigabytes), then bounded as :func:`bpgpu.io.parse_json` bounds safetensors metadata; each array
+header is checked against it (name, shape, dtype, size) before the array is allocated, and no
+array may claim more bytes than the archive holds. Every problem is a :class:`ModelFileError`
+without the file name, which :func:`bpgpu.io.read` adds.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import zipfile
 
 import numpy as np
@@ -19,6 +22,7 @@ from .errors import ModelFileError
 FORMAT = "bpgpu-mlp"
 VERSION = 1
 MAX_ARRAY_BYTES = 1 << 34  # 16 GiB: a larger claim is a damaged or hostile file
+MAX_META_BYTES = 1 << 26  # 64 MiB, as for safetensors headers: 0.1.0 wrote a few KiB
 
 
 def read_state(path):
@@ -27,7 +31,9 @@ def read_state(path):
         with zipfile.ZipFile(path) as zf:
             meta = _read_meta(zf)
             _check_architecture(meta)
-            arrays = {name: _read_array(zf, name, spec) for name, spec in meta["arrays"].items()}
+            size = os.path.getsize(path)
+            arrays = {name: _read_array(zf, name, spec, size)
+                      for name, spec in meta["arrays"].items()}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         if isinstance(exc, ModelFileError):
             raise
@@ -51,14 +57,17 @@ def _as_state(meta, arrays):
 
 
 def _read_meta(zf):
+    from .io import parse_json  # here, as bpgpu.io imports this module
+
     try:
-        raw = zf.read("meta.json")
+        info = zf.getinfo("meta.json")
     except KeyError:
         raise ModelFileError("not a bpgpu model file (no meta.json inside)") from None
+    raw = _read_member(zf, info, MAX_META_BYTES)
     try:
-        meta = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"its metadata is not valid JSON ({exc})") from None
+        meta = parse_json(raw.decode("utf-8"), "meta.json")
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(f"its metadata is not valid JSON (not UTF-8: {exc.reason})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError("not a bpgpu model file (wrong format tag)")
     if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
@@ -67,6 +76,25 @@ def _read_meta(zf):
     if not isinstance(meta.get("arrays"), dict):
         raise ModelFileError("its metadata lists no arrays")
     return meta
+
+
+def _read_member(zf, info, limit):
+    """The bytes of member ``info``, refused past ``limit``: first by the size its header states,
+    then while inflating (in 1 MiB steps), in case the header lies."""
+    if info.file_size > limit:
+        raise ModelFileError(f"its {info.filename} claims {info.file_size:,} bytes, more than "
+                             f"bpgpu reads ({limit:,}): the file is damaged or hostile")
+    raw = bytearray()
+    with zf.open(info) as member:
+        while len(raw) <= info.file_size:
+            chunk = member.read(min(1 << 20, info.file_size + 1 - len(raw)))
+            if not chunk:
+                break
+            raw += chunk
+    if len(raw) > info.file_size:
+        raise ModelFileError(f"its {info.filename} holds more than the {info.file_size:,} bytes "
+                             "its header states: the file is damaged or hostile")
+    return bytes(raw)
 
 
 def _check_architecture(meta):
@@ -87,7 +115,7 @@ def _check_architecture(meta):
                                      f"{sizes}, the metadata says {spec!r}")
 
 
-def _read_array(zf, name, spec):
+def _read_array(zf, name, spec, archive_size):
     try:
         shape, dtype = tuple(int(s) for s in spec["shape"]), np.dtype(spec["dtype"])
     except (TypeError, ValueError, KeyError):
@@ -100,7 +128,10 @@ def _read_array(zf, name, spec):
         info = zf.getinfo(f"{name}.npy")
     except KeyError:
         raise ModelFileError(f"array {name!r} listed in the metadata is missing") from None
-    if info.compress_type != zipfile.ZIP_STORED or info.file_size > MAX_ARRAY_BYTES:
+    # A stored member lies within the archive: a larger claimed size is a lie that would make
+    # the read below ask for (and allocate) that many bytes.
+    if (info.compress_type != zipfile.ZIP_STORED
+            or max(info.file_size, info.compress_size) > min(MAX_ARRAY_BYTES, archive_size)):
         raise ModelFileError(f"array {name!r} is stored compressed or oversized; bpgpu writes "
                              "plain stored arrays")
     with zf.open(info) as member:

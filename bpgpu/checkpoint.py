@@ -83,6 +83,6 @@ def _guarded(path, fn, *args):
     """``fn(*args)``, its errors on a damaged checkpoint as one :class:`ModelFileError`."""
     try:
         return fn(*args)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(f"{path}: the checkpoint's state does not fit this network and "
                              f"optimizer ({type(exc).__name__}: {exc})") from None

@@ -315,7 +315,7 @@ def _read_features(path, n_features, header):
     if not p.is_file():
         raise ValueError(f"--input {path}: no such file")
     if p.suffix == ".npy":
-        return np.load(p, allow_pickle=False)
+        return datasets.read_npy(p)
     if p.suffix == ".npz":
         return datasets.read_npz(p).X
     return datasets.read_csv(p, header=header, n_features=n_features).X

@@ -9,15 +9,18 @@ optimizer state and epoch (see :mod:`bpgpu.state`).
 
 Writes are atomic (a temporary file beside the target, flushed, then renamed over it), so an
 interrupted save never leaves a broken file where a good one was. Reading runs no code: the header
-is JSON, its size is bounded, and its config, tensor names, shapes, dtypes and checksums are
-checked before a network is built; any damage is one :class:`ModelFileError` naming the file and
-the problem. Files of bpgpu 0.1.0's zip format still load (:mod:`bpgpu._zipformat`);
-``bpgpu.load(old).save(new)`` converts one.
+is JSON, its size is bounded, each metadata entry is bounded in objects, values and depth before it
+is parsed, and every value (config, RNG state, history, optimizer, checkpoint, data record) is
+checked for type and range, and the tensor names, shapes, dtypes, checksums and finiteness, before
+a network is built; any damage is one :class:`ModelFileError` naming the file and the problem.
+Files of bpgpu 0.1.0's zip format still load (:mod:`bpgpu._zipformat`) and are checked the same
+way; ``bpgpu.load(old).save(new)`` converts one.
 """
 
 from __future__ import annotations
 
 import json
+import reprlib
 import zlib
 from pathlib import Path
 
@@ -25,17 +28,29 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError, safe_open
 
-from . import _zipformat
+from . import _zipformat, optim
 from . import state as states
 from .errors import ModelFileError
 from .files import atomic_write
-from .validation import check_sizes
+from .transform import Standardize
+from .validation import MAX_WIDTH, check_classes
 
 FORMAT = "bpgpu-mlp"
 VERSION = 2
 MAX_HEADER_BYTES = 1 << 26  # 64 MiB of JSON: far beyond any real history; a larger claim is damage
+# Each JSON entry is bounded before it is parsed (str.count: milliseconds), so that parsing one
+# stays well under 1 GB and a few seconds. bpgpu writes a handful of objects and lists per entry;
+# 4 Mi values are 700,000 epochs of six metrics, or transforms of 2 Mi features.
+MAX_JSON_CONTAINERS = 100_000  # objects and lists ({ and [, counted even inside strings)
+MAX_JSON_VALUES = 1 << 22  # commas + 1
 _JSON_KEYS = ("config", "rng", "history", "optimizer", "checkpoint", "data")
 _DTYPES = {"float32": "F32", "float64": "F64"}
+_CONFIG_KEYS = {"sizes", "activation", "output", "loss", "bias", "dtype", "seed", "fused",
+                "classes"}
+_PCG64_KEYS = {"bit_generator", "state", "has_uint32", "uinteger"}
+_REPR = reprlib.Repr()  # values quoted in messages: a hostile one may be huge or deep
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 8, 6, 3
+_short = _REPR.repr
 
 
 def save(net, path):
@@ -61,9 +76,9 @@ def load(path, cls, device=None):
     st = read(path)
     try:
         return states.build(cls, st, device)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ModelFileError(f"{path}: the metadata and arrays do not describe a valid network "
-                             f"({exc})") from None
+                             f"({_clip(exc)})") from None
 
 
 def read(path):
@@ -75,14 +90,23 @@ def read(path):
     try:
         with open(path, "rb") as f:
             head = f.read(8)
-        if head[:4] == b"PK\x03\x04":
-            return _zipformat.read_state(path)
-        return _read_safetensors(path, head)
+        st = _read_zip(path) if head[:4] == b"PK\x03\x04" else _read_safetensors(path, head)
+        _check_finite(st["arrays"])
+        return st
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ModelFileError(f"{path}: damaged or not a bpgpu model file "
-                             f"({type(exc).__name__}: {exc})") from None
+                             f"({type(exc).__name__}: {_clip(exc)})") from None
+
+
+def _read_zip(path):
+    st = _zipformat.read_state(path)
+    check_metadata(st)
+    codes = {("f", 4): "F32", ("f", 8): "F64"}
+    _check_tensors(st, {k: (a.shape, codes.get((a.dtype.kind, a.dtype.itemsize), str(a.dtype)))
+                        for k, a in st["arrays"].items()})
+    return st
 
 
 def _read_safetensors(path, head):
@@ -110,52 +134,227 @@ def _metadata(meta):
                              "its safetensors header)")
     version = meta.get("version", "")
     if not version.isdigit():
-        raise ModelFileError(f"bad format version {version!r}")
+        raise ModelFileError(f"bad format version {_short(version)}")
     if int(version) > VERSION:
         raise ModelFileError(f"format version {version} is newer than this bpgpu reads "
                              f"({VERSION}); upgrade bpgpu")
-    st = {}
-    for key in (*_JSON_KEYS, "checksums"):
-        if key in meta:
-            try:
-                st[key] = json.loads(meta[key])
-            except ValueError as exc:
-                raise ModelFileError(f"its metadata {key!r} is not valid JSON ({exc})") from None
+    st = {key: parse_json(meta[key], repr(key)) for key in (*_JSON_KEYS, "checksums")
+          if key in meta}
     for key in ("config", "checksums"):
         if not isinstance(st.get(key), dict):
             raise ModelFileError(f"its metadata has no {key}")
+    check_metadata(st)
     return st
 
+
+def parse_json(text, what):
+    """``text`` as JSON, refused before parsing when it holds more objects and lists or values
+    than bpgpu ever writes, and when nested too deeply; ``what`` names it in the message."""
+    containers, values = text.count("{") + text.count("["), text.count(",") + 1
+    if containers > MAX_JSON_CONTAINERS or values > MAX_JSON_VALUES:
+        raise ModelFileError(
+            f"its metadata {what} holds {containers:,} objects and lists and {values:,} values; "
+            f"bpgpu writes far fewer and reads at most {MAX_JSON_CONTAINERS:,} and "
+            f"{MAX_JSON_VALUES:,} (the file is damaged or hostile)")
+    try:
+        return json.loads(text)
+    except RecursionError:  # json's parser recurses once per level
+        raise ModelFileError(f"its metadata {what} is nested too deeply to be bpgpu's "
+                             "(the file is damaged or hostile)") from None
+    except ValueError as exc:
+        raise ModelFileError(f"its metadata {what} is not valid JSON ({_clip(exc)})") from None
+
+
+# -- the metadata's values, each checked for type and range before anything uses it ------------
+
+def check_metadata(st):
+    """Check every metadata value of state ``st`` (as parsed from a file) before it is used."""
+    cfg = st["config"]
+    _check_config(cfg)
+    _check_rng(st.get("rng"))
+    _check_history(st.get("history"))
+    _check_optimizer(st.get("optimizer"), len(states.param_names(cfg)))
+    _check_checkpoint(st.get("checkpoint"))
+    _check_data(st.get("data"), cfg["sizes"])
+
+
+def _invalid(field, problem):
+    return ModelFileError(f"the metadata and arrays do not describe a valid network: its {field} "
+                          f"{problem}; use an intact copy of the file")
+
+
+def _whole(value, low, high):
+    """``value`` is a JSON whole number (not a bool, not a float) in [low, high)."""
+    return type(value) is int and low <= value < high
+
+
+def _check_config(cfg):
+    unknown = sorted(set(cfg) - _CONFIG_KEYS)
+    if unknown:
+        raise _invalid("config", f"has unknown entries {_short(unknown)}")
+    missing = sorted({"activation", "output", "loss", "bias", "dtype"} - set(cfg))
+    if missing:
+        raise ModelFileError(f"its config lacks {missing}")
+    sizes = cfg.get("sizes")
+    if (not isinstance(sizes, list) or len(sizes) < 2
+            or not all(_whole(s, 1, MAX_WIDTH + 1) for s in sizes)):
+        raise ModelFileError(f"bad layer sizes in the metadata: {_short(sizes)} (they must be a "
+                             f"list of at least two whole numbers in [1, {MAX_WIDTH}])")
+    if cfg["dtype"] not in _DTYPES or not isinstance(cfg["bias"], bool):
+        raise ModelFileError(f"bad dtype or bias in the config: {_short(cfg['dtype'])}, "
+                             f"{_short(cfg['bias'])} (dtype must be one of {sorted(_DTYPES)}, "
+                             "bias true or false)")
+    _check_config_values(cfg)
+
+
+def _check_config_values(cfg):
+    for key in ("activation", "output", "loss"):
+        if not (isinstance(cfg[key], str) or (key == "output" and cfg[key] is None)):
+            raise _invalid(f"config {key!r}", f"must be a name, got {_short(cfg[key])}")
+    if not isinstance(cfg.get("fused", True), bool):
+        raise _invalid("config 'fused'", f"must be true or false, got {_short(cfg['fused'])}")
+    seed = cfg.get("seed")
+    if seed is not None and not (type(seed) is int and seed >= 0):
+        raise _invalid("config 'seed'", f"must be a whole number ≥ 0 or null, got {_short(seed)}")
+    if cfg.get("classes") is not None:
+        try:
+            check_classes(cfg["classes"], cfg["sizes"][-1])
+        except ValueError as exc:
+            raise _invalid("config 'classes'", f"are wrong ({_clip(exc)})") from None
+
+
+def _check_rng(rng):
+    """A PCG64 ``bit_generator.state`` (what ``np.random.default_rng`` has), or None."""
+    if rng is None:
+        return
+    inner = rng.get("state") if isinstance(rng, dict) else None
+    if (not isinstance(rng, dict) or set(rng) != _PCG64_KEYS or rng["bit_generator"] != "PCG64"
+            or not isinstance(inner, dict) or set(inner) != {"state", "inc"}):
+        raise _invalid("rng", "(the shuffling generator's state) must be a PCG64 state with "
+                              f"{sorted(_PCG64_KEYS)}, got {_short(rng)}")
+    for field, value, bits in (("state.state", inner["state"], 128),
+                               ("state.inc", inner["inc"], 128),
+                               ("has_uint32", rng["has_uint32"], 1),
+                               ("uinteger", rng["uinteger"], 32)):
+        if not _whole(value, 0, 1 << bits):
+            high = 2 if bits == 1 else f"2**{bits}"
+            raise _invalid(f"rng {field!r}", f"must be a whole number in [0, {high}), got "
+                                             f"{_short(value)}")
+
+
+def _check_history(history):
+    """Lists of numbers by metric name (lists may differ in length: a later fit may add or drop
+    validation metrics; an infinite validation loss is a real record, so not refused)."""
+    if history is None:
+        return
+    if not isinstance(history, dict):
+        raise _invalid("history", f"must be an object of lists of numbers, got {_short(history)}")
+    for key, values in history.items():
+        if not isinstance(values, list) or not all(type(v) in (int, float) for v in values):
+            raise _invalid(f"history {_short(key)}",
+                           f"must be a list of numbers, got {_short(values)}")
+
+
+def _check_optimizer(opt, n_params):
+    if opt is None:
+        return
+    if not isinstance(opt, dict) or set(opt) != {"name", "hyper", "scalars", "lists"}:
+        raise _invalid("optimizer", f"must hold name, hyper, scalars and lists, got {_short(opt)}")
+    name, hyper = opt["name"], opt["hyper"]
+    if not isinstance(name, str) or name not in optim.OPTIMIZERS:
+        raise _invalid("optimizer 'name'", f"must be one of {sorted(optim.OPTIMIZERS)}, got "
+                                           f"{_short(name)}")
+    if not isinstance(hyper, dict) or not all(type(v) in (int, float) for v in hyper.values()):
+        raise _invalid("optimizer 'hyper'", f"must map settings to numbers, got {_short(hyper)}")
+    try:
+        fresh = optim.get(name, **hyper).init_state([])
+    except (TypeError, ValueError) as exc:
+        raise _invalid("optimizer 'hyper'", f"is wrong ({_clip(exc)})") from None
+    lists = opt["lists"]
+    want = {k for k, v in fresh.items() if isinstance(v, list)}
+    if not isinstance(lists, dict) or set(lists) != want or any(c != n_params
+                                                                for c in lists.values()):
+        raise ModelFileError(f"bad optimizer state in the metadata: {_short(opt)} ({name} keeps "
+                             f"lists {sorted(want)} of {n_params} arrays each)")
+    _check_scalars(opt["scalars"], sorted(set(fresh) - want))
+
+
+def _check_scalars(scalars, want):
+    """The optimizer's step counts: whole numbers (Adam divides by 1 - beta1**step)."""
+    if (not isinstance(scalars, dict) or sorted(scalars) != want
+            or not all(_whole(v, 0, 1 << 62) for v in scalars.values())):
+        raise _invalid("optimizer 'scalars'", f"must be {want} as whole numbers in [0, 2**62), "
+                                              f"got {_short(scalars)}")
+
+
+def _check_checkpoint(ckpt):
+    if ckpt is None:
+        return
+    if not isinstance(ckpt, dict) or set(ckpt) != {"epoch", "settings"}:
+        raise _invalid("checkpoint", f"must hold epoch and settings, got {_short(ckpt)}")
+    if not _whole(ckpt["epoch"], 0, 1 << 53):
+        raise _invalid("checkpoint 'epoch'", f"must be a whole number ≥ 0, got "
+                                             f"{_short(ckpt['epoch'])}")
+    if ckpt["settings"] is not None and not _flat(ckpt["settings"]):
+        raise _invalid("checkpoint 'settings'", f"must be an object of plain values, got "
+                                                f"{_short(ckpt['settings'])}")
+
+
+def _check_data(data, sizes):
+    if data is None:
+        return
+    if not isinstance(data, dict) or not set(data) <= {"transform", "target_transform", "split"}:
+        raise _invalid("data", f"must hold transform, target_transform and split, got "
+                               f"{_short(data)}")
+    for key, width in (("transform", sizes[0]), ("target_transform", sizes[-1])):
+        if data.get(key) is None:
+            continue
+        try:
+            columns = Standardize.from_json(data[key]).n_features
+        except ValueError as exc:
+            raise _invalid(f"data {key!r}", f"is wrong ({_clip(exc)})") from None
+        if columns != width:
+            raise _invalid(f"data {key!r}", f"has {columns} columns for a layer of {width}")
+    if data.get("split") is not None and not _flat(data["split"]):
+        raise _invalid("data 'split'", f"must be an object of plain values or null, got "
+                                       f"{_short(data['split'])}")
+
+
+def _flat(value):
+    """An object of JSON scalars (what bpgpu writes for a split or batch settings)."""
+    return isinstance(value, dict) and all(v is None or type(v) in (bool, int, float, str)
+                                           for v in value.values())
+
+
+def _clip(exc, limit=300):
+    """A message of bounded length: some quote the values they refuse."""
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# -- the arrays -----------------------------------------------------------------------------------
 
 def _check_tensors(st, specs):
     """Every tensor the config (and optimizer state) implies, of the right shape and dtype, and
     no other."""
     want = _expected(st)
+    dtype = _DTYPES[st["config"]["dtype"]]
     for name, shape in want.items():
         if name not in specs:
             raise ModelFileError(f"array {name!r} is missing")
-        dtype = _DTYPES[st["config"]["dtype"]]
         if list(specs[name][0]) != shape or specs[name][1] != dtype:
             raise ModelFileError(
                 f"array {name!r} is {list(specs[name][0])} {specs[name][1]}, but layer sizes "
                 f"{st['config']['sizes']} in {st['config']['dtype']} need {shape} {dtype}")
     extra = sorted(set(specs) - set(want))
     if extra:
-        raise ModelFileError(f"unexpected arrays {extra} (not parameters of this network)")
+        raise ModelFileError(f"unexpected arrays {_short(extra)} (not parameters of this "
+                             "network)")
 
 
 def _expected(st):
-    """{name: shape} of the tensors state ``st`` needs."""
+    """{name: shape} of the tensors state ``st`` (its metadata checked) needs."""
     cfg = st["config"]
-    try:
-        cfg["sizes"] = check_sizes(cfg.get("sizes"), "layer sizes")
-    except ValueError:
-        raise ModelFileError(f"bad layer sizes in the metadata: {cfg.get('sizes')!r}") from None
-    missing = sorted({"activation", "output", "loss", "bias", "dtype"} - set(cfg))
-    if missing:
-        raise ModelFileError(f"its config lacks {missing}")
-    if cfg["dtype"] not in _DTYPES or not isinstance(cfg["bias"], bool):
-        raise ModelFileError(f"bad dtype or bias in the config: {cfg['dtype']!r}, {cfg['bias']!r}")
     sizes = cfg["sizes"]
     shapes = {}
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -163,22 +362,19 @@ def _expected(st):
         if cfg["bias"]:
             shapes[f"b{i}"] = [n_out]
     params = list(shapes.values())
-    for key, count in _optimizer_lists(st, len(params)).items():
+    for key, count in (st.get("optimizer") or {"lists": {}})["lists"].items():
         shapes.update({f"opt.{key}.{i}": params[i] for i in range(count)})
     return shapes
-
-
-def _optimizer_lists(st, n_params):
-    opt = st.get("optimizer")
-    if opt is None:
-        return {}
-    lists = opt.get("lists") if isinstance(opt, dict) else None
-    if not isinstance(lists, dict) or any(c != n_params for c in lists.values()):
-        raise ModelFileError(f"bad optimizer state in the metadata: {opt!r}")
-    return lists
 
 
 def _check_sums(arrays, sums):
     for name, a in arrays.items():
         if sums.get(name) != zlib.crc32(np.ascontiguousarray(a)):
             raise ModelFileError(f"array {name!r} is damaged (its CRC-32 does not match)")
+
+
+def _check_finite(arrays):
+    for name, a in arrays.items():
+        if not np.isfinite(a).all():
+            raise ModelFileError(f"array {name!r} holds NaN or infinity; the file was written by "
+                                 "a diverged run or edited: retrain, or use an intact copy")

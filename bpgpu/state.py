@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from . import optim
+from ._host import is_whole
 from .errors import DeviceUnavailableError
 from .transform import Standardize
 
@@ -108,8 +109,11 @@ def apply(net, st):
     names = param_names(config(net))
     net.set_weights(net.unflatten([st["arrays"][n] for n in names]))
     if st.get("rng") is not None:
-        net.shuffle_rng.bit_generator.state = st["rng"]
-    net.history = copy.deepcopy(st.get("history"))
+        _set_rng(net.shuffle_rng, st["rng"])
+    history = st.get("history")
+    if history is not None and not isinstance(history, dict):
+        raise ValueError(f"bad history record of type {type(history).__name__}")
+    net.history = copy.deepcopy(history)
     data = st.get("data") or {}
     if not isinstance(data, dict):
         raise ValueError(f"bad data record {data!r}")
@@ -122,6 +126,15 @@ def apply(net, st):
     net.optimizer_state = None
     if "optimizer" in st:
         net.optimizer_state = optimizer_of(st), optimizer_arrays(net, st)
+
+
+def _set_rng(rng, saved):
+    """Give ``rng`` a saved bit-generator state; NumPy's errors on a bad one vary (an
+    OverflowError for an out-of-range integer), so they become one ValueError."""
+    try:
+        rng.bit_generator.state = saved
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ValueError(f"bad shuffling RNG state ({type(exc).__name__}: {exc})") from None
 
 
 def rebuild(cls, st, device):
@@ -145,6 +158,10 @@ def optimizer_arrays(net, st):
     """``st``'s optimizer state (lists of arrays, step counts) on ``net``'s device."""
     be, dtype = net.backend, net.dtype
     meta, arrays = st["optimizer"], st["arrays"]
+    # Step counts: Adam divides by 1 - beta1**step, which a step of -1 makes zero.
+    if not all(is_whole(v) and v >= 0 for v in meta["scalars"].values()):
+        raise ValueError(f"bad optimizer step counts {meta['scalars']}; they must be whole "
+                         "numbers ≥ 0")
     with be.context():
         out = {key: [be.asarray(arrays[f"opt.{key}.{i}"], dtype) for i in range(count)]
                for key, count in meta["lists"].items()}

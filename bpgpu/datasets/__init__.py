@@ -23,12 +23,12 @@ from bpgpu.datasets._builtin import load_cafeteria, load_digits, load_spirals, l
 from bpgpu.datasets._dataset import Dataset
 from bpgpu.datasets._mnist import load_mnist
 from bpgpu.datasets._split import fingerprint, split
-from bpgpu.datasets._table import Table, read_csv, read_npz
+from bpgpu.datasets._table import Table, read_csv, read_npy, read_npz
 from bpgpu.datasets._task import MAX_AUTO_CLASSES, TASKS, decide, labelled, relabel
 from bpgpu.errors import DatasetError
 
 __all__ = ["MAX_AUTO_CLASSES", "TASKS", "Dataset", "Table", "decide", "fingerprint", "load",
-           "names", "read_csv", "read_npz", "split"]
+           "names", "read_csv", "read_npy", "read_npz", "split"]
 
 _FORMS = ["digits", "xor", "cafeteria[:WEEKS]", "spirals[:N]", "mnist:DIR", "csv:PATH",
           "npz:PATH"]

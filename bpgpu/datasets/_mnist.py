@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -24,6 +25,12 @@ IDX_TYPES = {
     0x0E: np.dtype(">f8"),
 }
 
+#: The most data bytes an IDX header may claim: the MNIST training images are 47 MB, and a
+#: claim past this (or past what the file then holds) is damage, refused before allocating.
+MAX_IDX_BYTES = 1 << 34  # 16 GiB
+_CHUNK = 1 << 24  # a compressed file is inflated 16 MiB at a time
+_FIX = "replace it with an intact copy from the MNIST distribution"
+
 
 def _find(folder: Path, stem: str) -> Path | None:
     """Return ``folder/stem`` or ``folder/stem.gz``, whichever exists (raw first)."""
@@ -33,21 +40,28 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _read_bytes(path: Path) -> bytes:
-    """Return the (decompressed) content of an IDX file."""
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return handle.read()
-        return path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(
-            f"cannot read MNIST file {path} ({exc}); replace it with an intact copy"
-        ) from exc
+def _open(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+
+
+def _read_upto(handle, limit: int) -> bytearray:
+    """At most ``limit`` bytes of ``handle``, in chunks: never the claimed size up front, so
+    that a few bytes claiming gigabytes cost a few bytes."""
+    data = bytearray()
+    while len(data) < limit:
+        chunk = handle.read(min(_CHUNK, limit - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def read_idx(path: Path) -> np.ndarray:
     """Parse one IDX file (magic number, big-endian dimensions, then the data).
+
+    The header is read first; its claimed size is checked against a bound and against the bytes
+    that follow (read as a stream, so a gzip bomb or a lying header costs no more than the bytes
+    that actually arrive) before the array is made.
 
     Parameters
     ----------
@@ -62,33 +76,66 @@ def read_idx(path: Path) -> np.ndarray:
     Raises
     ------
     DatasetError
-        If the magic number is wrong or the file is truncated or has trailing bytes.
+        If the magic number is wrong, the header claims an impossible size, or the file is
+        truncated or has trailing bytes.
     """
-    raw = _read_bytes(path)
-    fix = "replace it with an intact copy from the MNIST distribution"
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
+    try:
+        with _open(path) as handle:
+            dims, dtype = _header(path, handle)
+            expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
+            _check_claim(path, dims, expected)
+            raw = _read_upto(handle, expected + 1)
+    except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(
-            f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'missing'}); {fix}"
-        )
-    ndim = raw[3]
-    header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
+            f"cannot read MNIST file {path} ({exc}); replace it with an intact copy"
+        ) from exc
+    if len(raw) != expected:  # the stream stopped one byte past the claim
+        raise _wrong_size(path, dims, expected, len(raw), streamed=True)
+    return np.frombuffer(raw, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def _header(path: Path, handle) -> tuple[tuple[int, ...], np.dtype]:
+    """The dimensions and dtype an IDX header states (the handle left at the data)."""
+    magic = handle.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in IDX_TYPES:
         raise DatasetError(
-            f"{path} is truncated: its header needs {header_len} bytes, the file has "
-            f"{len(raw)}; {fix}"
+            f"{path} is not an IDX file (bad magic number {magic.hex() or 'missing'}); {_FIX}"
         )
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = IDX_TYPES[raw[2]]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    found = len(raw) - header_len
-    if found != expected:
-        problem = "truncated" if found < expected else "malformed (trailing bytes)"
+    ndim = magic[3]
+    raw = _read_upto(handle, 4 * ndim)
+    if len(raw) < 4 * ndim:
         raise DatasetError(
-            f"{path} is {problem}: header shape {dims} needs {expected} data bytes, "
-            f"found {found}; {fix}"
+            f"{path} is truncated: its header needs {4 + 4 * ndim} bytes, the file has "
+            f"{4 + len(raw)}; {_FIX}"
         )
-    data = np.frombuffer(raw, dtype=dtype, offset=header_len).reshape(dims)
-    return data.astype(dtype.newbyteorder("="))
+    dims = tuple(int.from_bytes(raw[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
+    return dims, IDX_TYPES[magic[2]]
+
+
+def _check_claim(path: Path, dims: tuple[int, ...], expected: int) -> None:
+    """Refuse a header whose size is absurd, or (uncompressed) is not what the file holds."""
+    if expected > MAX_IDX_BYTES:
+        raise DatasetError(
+            f"{path} is malformed: header shape {dims} claims {expected:,} data bytes, more than "
+            f"bpgpu reads ({MAX_IDX_BYTES:,}); {_FIX}"
+        )
+    if path.suffix != ".gz":
+        found = path.stat().st_size - 4 - 4 * len(dims)
+        if found != expected:
+            raise _wrong_size(path, dims, expected, found)
+
+
+def _wrong_size(
+    path: Path, dims: tuple[int, ...], expected: int, found: int, streamed: bool = False
+) -> DatasetError:
+    """The error for ``found`` data bytes where the header claims ``expected`` (a stream is read
+    one byte past the claim, so how many more it holds is not known)."""
+    problem = "truncated" if found < expected else "malformed (trailing bytes)"
+    shown = f"more than {expected:,}" if streamed and found > expected else f"{found:,}"
+    return DatasetError(
+        f"{path} is {problem}: header shape {dims} needs {expected:,} data bytes, "
+        f"found {shown}; {_FIX}"
+    )
 
 
 def _check(images: np.ndarray, labels: np.ndarray, paths: tuple[Path, Path]) -> None:

@@ -424,3 +424,58 @@ def read_npz(path: str | Path) -> Table:
     X = _npz_features(path, X)
     labels = _npz_labels(path, y, X.shape[0])
     return Table(X, labels, None, _note(X, labels, ["NumPy .npz"]))
+
+
+def read_npy(path: str | Path) -> np.ndarray:
+    """Read one array of numbers, 1-D or 2-D, from a file written by ``np.save``.
+
+    The header is read and checked first (numbers only, so nothing is unpickled; one or two
+    dimensions; no more data claimed than the file holds), so a small file claiming a huge shape
+    costs nothing.
+
+    Raises
+    ------
+    DatasetError
+        In one line: the file, what is wrong and the fix.
+    """
+    path = _existing(path, ".npy file")
+    fix = "save a 1-D or 2-D array of numbers with np.save(path, X)"
+    try:
+        with open(path, "rb") as f:
+            shape, dtype = _npy_header(path, f, fix)
+            left = path.stat().st_size - f.tell()
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{path} is not a NumPy .npy file ({exc}); {fix}") from None
+    needed = int(np.prod(shape, dtype=object)) * dtype.itemsize  # Python ints: no overflow
+    if needed > left:
+        raise DatasetError(
+            f"{path} is truncated: its header claims shape {shape} of {dtype} ({needed:,} bytes) "
+            f"but only {left:,} bytes follow; {fix}"
+        )
+    try:
+        return np.load(path, allow_pickle=False, mmap_mode=None)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path} cannot be read as a NumPy .npy file ({exc}); {fix}") from None
+
+
+_NPY_HEADERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _npy_header(path: Path, f, fix: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype in an open .npy file's header, checked to be numbers, 1-D or 2-D."""
+    if path.stat().st_size == 0:
+        raise DatasetError(f"{path} is empty (0 bytes); {fix}")
+    version = np.lib.format.read_magic(f)
+    if version not in _NPY_HEADERS:
+        raise DatasetError(f"{path} is a .npy file of version {version}, not 1.0 or 2.0; {fix}")
+    shape, _, dtype = _NPY_HEADERS[version](f)
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise DatasetError(f"{path} holds {dtype} values, not numbers; {fix}")
+    if len(shape) not in (1, 2):
+        raise DatasetError(f"{path} holds an array of shape {shape}; {fix}")
+    return shape, dtype
