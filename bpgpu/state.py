@@ -12,7 +12,7 @@ A state is a dict:
 - ``optimizer`` (with a trainer, or after a ``fit``): its name, settings, step count and which
   arrays are its lists.
 
-Model files and checkpoints (:mod:`bpgpu.io`, :mod:`bpgpu.checkpoint`), ``resume``,
+Model files and checkpoints (:mod:`bpgpu.io`, :mod:`bpgpu.io.checkpoint`), ``resume``,
 :meth:`Network.to`, pickling and copying, and the scikit-learn estimators' pickling all go through
 :func:`capture` and :func:`build`, so a network is rebuilt, and an optimizer's state serialised, in
 one place.

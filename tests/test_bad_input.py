@@ -85,7 +85,7 @@ def test_a_bad_plot_format_fails_before_training_and_writes_nothing(capsys, tmp_
 
 def test_the_model_is_saved_before_the_plot_is_drawn(capsys, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    from bpgpu import report
+    from bpgpu.cli import report
 
     def broken(*args, **kwargs):
         raise OSError("the plot failed")

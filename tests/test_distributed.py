@@ -234,7 +234,8 @@ def test_nccl_only_when_every_rank_has_it_and_a_gpu_of_its_own(fake_cupy):
     ("jax:cuda:1", "jax", "jax:cuda:1")])
 def test_a_gpu_spec_without_an_index_means_the_ranks_gpu_of_its_library(monkeypatch, spec,
                                                                         library, want):
-    from bpgpu import commands, distributed
+    from bpgpu import distributed
+    from bpgpu.cli import train as command
 
     class Fake:
         is_gpu = True
@@ -242,6 +243,6 @@ def test_a_gpu_spec_without_an_index_means_the_ranks_gpu_of_its_library(monkeypa
         def __init__(self, name):
             self.name, self.library = name, library
 
-    monkeypatch.setattr(commands, "get_backend", lambda s: Fake(s))
+    monkeypatch.setattr(command, "get_backend", lambda s: Fake(s))
     monkeypatch.setattr(distributed, "rank_gpu", lambda comm, prefix: f"{prefix}:R")
-    assert commands._rank_backend(spec, comm=object()).name == want
+    assert command._rank_backend(spec, comm=object()).name == want

@@ -18,8 +18,8 @@ from safetensors import safe_open
 
 import bpgpu
 from bpgpu.datasets import load as load_dataset
+from bpgpu.datasets import read_npy
 from bpgpu.datasets._mnist import read_idx
-from bpgpu.datasets._table import read_npy
 from bpgpu.errors import DatasetError
 
 from .test_reliability import DATA, _legacy_write
@@ -419,7 +419,7 @@ def test_predict_never_prints_nan_rows_from_such_a_file(tmp_path):
 MEASURE = """
 import sys, time, bpgpu
 from bpgpu.datasets._mnist import read_idx
-from bpgpu.datasets._table import read_npy
+from bpgpu.datasets import read_npy
 from pathlib import Path
 for path in map(Path, sys.argv[1:]):
     read = {".gz": read_idx, ".npy": read_npy}.get(path.suffix, bpgpu.load)

@@ -11,7 +11,8 @@ import bpgpu.optim
 
 from .conftest import TOL, to_np
 
-MATH_MODULES = ["activations", "losses", "network", "optim", "training", "mlp"]
+MATH_MODULES = ["activations", "losses", "network", "optim", "mlp", "training/__init__",
+                "training/step", "training/epoch", "training/fit", "training/evaluate"]
 
 
 @pytest.mark.parametrize("module", MATH_MODULES)

@@ -5,7 +5,7 @@ import io
 import numpy as np
 
 import bpgpu
-from bpgpu.progress import ProgressBar, shown
+from bpgpu.training.progress import ProgressBar, shown
 
 
 class Terminal(io.StringIO):

@@ -1,4 +1,4 @@
-"""Tests of bpgpu.datasets._table: the CSV and .npz files users bring, and the errors they get."""
+"""Tests of the CSV, .npz and .npy readers: the files users bring, and the errors they get."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bpgpu.datasets._table import Table, read_csv, read_npz
+from bpgpu.datasets import Table, read_csv, read_npz
 from bpgpu.errors import DatasetError
 
 RNG = np.random.default_rng(7)
@@ -172,7 +172,7 @@ def test_good_files_take_the_fast_path(tmp_path, monkeypatch):
     def no_scan(*args):
         raise AssertionError("the success path scanned the file")
 
-    monkeypatch.setattr("bpgpu.datasets._table._scan", no_scan)
+    monkeypatch.setattr("bpgpu.datasets._csv._scan", no_scan)
     frame = _frame(text=True)
     frame.to_csv(tmp_path / "text.csv")
     frame.to_csv(tmp_path / "excel.csv", sep=";", decimal=",", index=False)

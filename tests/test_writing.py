@@ -1,5 +1,5 @@
 """Writing files: devices, FIFOs and /dev/stdout written through, never replaced; links followed;
-the usual file modes; errors that name the file asked for (bpgpu.files)."""
+the usual file modes; errors that name the file asked for (bpgpu.io.files)."""
 
 import errno
 import io
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import files
 from bpgpu.cli import main
-from bpgpu.files import atomic_write, check_writable
+from bpgpu.io import files
+from bpgpu.io.files import atomic_write, check_writable
 
 
 def _write(data):

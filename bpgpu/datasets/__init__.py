@@ -19,11 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bpgpu._host import check_fits
+from bpgpu.datasets._arrays import read_npy, read_npz
 from bpgpu.datasets._builtin import load_cafeteria, load_digits, load_spirals, load_xor
+from bpgpu.datasets._csv import read_csv
 from bpgpu.datasets._dataset import Dataset
 from bpgpu.datasets._mnist import load_mnist
 from bpgpu.datasets._split import fingerprint, split
-from bpgpu.datasets._table import Table, read_csv, read_npy, read_npz
+from bpgpu.datasets._table import Table
 from bpgpu.datasets._task import MAX_AUTO_CLASSES, TASKS, decide, labelled, relabel
 from bpgpu.errors import DatasetError
 

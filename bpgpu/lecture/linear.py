@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from . import MLP, Trainer, TrainingDiverged, datasets
-from .datasets._builtin import CAFETERIA_PRICES as TRUE_PRICES
+from .. import MLP, Trainer, TrainingDiverged, datasets
+from ..datasets._builtin import CAFETERIA_PRICES as TRUE_PRICES
 
 START = 50.0  # the lecture's first guess: 50 cents for everything
 ETA_STEP = 1 / 35  # the lecture's learning rate for the single worked step

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import warnings
 
-from . import io
-from . import state as states
-from .errors import ModelFileError
+from .. import state as states
+from ..errors import ModelFileError
+from . import modelfile as io
 
 
 class Saver:

@@ -3,10 +3,10 @@ they still load and resume. bpgpu writes safetensors now (:mod:`bpgpu.io`); noth
 
 Reading never unpickles or evaluates anything: the metadata is JSON, read as a stream that stops at
 a stated size (a member's header may lie about its size, and a small DEFLATE stream can inflate
-to gigabytes), then bounded as :func:`bpgpu.io.parse_json` bounds safetensors metadata; each array
-header is checked against it (name, shape, dtype, size) before the array is allocated, and no
-array may claim more bytes than the archive holds. Every problem is a :class:`ModelFileError`
-without the file name, which :func:`bpgpu.io.read` adds.
+to gigabytes), then bounded as :func:`bpgpu.io.metadata.parse_json` bounds safetensors metadata;
+each array header is checked against it (name, shape, dtype, size) before the array is allocated,
+and no array may claim more bytes than the archive holds. Every problem is a
+:class:`ModelFileError` without the file name, which :func:`bpgpu.io.read` adds.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import zipfile
 
 import numpy as np
 
-from .errors import ModelFileError
+from ..errors import ModelFileError
+from .metadata import parse_json
 
 FORMAT = "bpgpu-mlp"
 VERSION = 1
@@ -57,7 +58,6 @@ def _as_state(meta, arrays):
 
 
 def _read_meta(zf):
-    from .io import parse_json  # here, as bpgpu.io imports this module
 
     try:
         info = zf.getinfo("meta.json")

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .training import EpochRunner, StepHook, Trainer
+from ..training import EpochRunner, StepHook, Trainer
 
 MAX_PARAMS = 60
 MAX_STEPS = 200

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import MLP, get_backend
-from . import _lecture_linear as linear
-from ._lecture_plots import draw_all
+from .. import MLP, get_backend
+from . import linear
+from .plots import draw_all
 
 XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 XOR_Y = np.array([0, 1, 1, 0])

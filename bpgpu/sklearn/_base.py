@@ -1,5 +1,5 @@
 """The base of :mod:`bpgpu.sklearn`'s estimators: parameters, the network, training, outputs under
-array API dispatch, and pickling. Private; only the ``_sklearn*`` modules and :mod:`bpgpu.sklearn`
+array API dispatch, and pickling. Private; only :mod:`bpgpu.sklearn` and its modules
 import scikit-learn.
 """
 
@@ -15,18 +15,18 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import defaults, losses, optim, progress
-from . import state as states
-from ._sklearn_helpers import (
+from .. import defaults, losses, optim
+from .. import state as states
+from ..backends import to_numpy
+from ..mlp import MLP
+from ..training import Trainer, progress
+from ..validation import check_schedule, check_sizes
+from ._helpers import (
     device_spec_of,
     epoch_printer,
     namespace_of,
     one_epoch,
 )
-from .backends import to_numpy
-from .mlp import MLP
-from .training import Trainer
-from .validation import check_schedule, check_sizes
 
 _NO_Y = object()
 

@@ -12,8 +12,8 @@ import os
 import sys
 import warnings
 
-from . import __version__, defaults
-from .errors import BpgpuError, TrainingDiverged
+from .. import __version__, defaults
+from ..errors import BpgpuError, TrainingDiverged
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    from . import datasets
+    from .. import datasets
 
     p = _Parser(prog="bpgpu", description="Backpropagation on any device.")
     p.add_argument("--version", action="version", version=f"bpgpu {__version__}")
@@ -139,7 +139,7 @@ def _header_option(parser):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["bench"]:
-        from .benchmarks.bench import main as bench_main
+        from ..benchmarks.bench import main as bench_main
 
         return bench_main(argv[1:])
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
@@ -197,9 +197,13 @@ def _mpi_rank():
 
 def _dispatch(args):
     if args.command == "lecture":  # its command lives with its experiments and figures
-        from .lecture import command
+        from ..lecture import command
 
         return command(args)
+    if args.command == "train":
+        from .train import train
+
+        return train(args)
     from . import commands
 
     return getattr(commands, args.command)(args)

@@ -1,38 +1,22 @@
-"""What each ``bpgpu`` subcommand does (argument parsing lives in :mod:`bpgpu.cli`)."""
+"""``bpgpu train``: read the data, decide the task and the scaling, build the network, train it,
+save it and report."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from . import datasets, defaults
-from .registry import devices as list_devices
-from .registry import get_backend
-from .training import learn_transforms
-from .validation import check_lr, check_schedule, check_seed, check_sizes
-
-
-def devices(args):
-    rows = list_devices()
-    print(f"{'device':<13} {'usable':<7} {'library':<17} {'version':<12} {'memory':>9}  "
-          "device / reason")
-    for r in rows:
-        mem = f"{r.memory_bytes / 2**30:.1f} GiB" if r.memory_bytes else "-"
-        what = r.device_name if r.available else r.reason
-        print(f"{r.spec:<13} {'yes' if r.available else 'no':<7} {r.library:<17} "
-              f"{r.version or '-':<12} {mem:>9}  {what}")
-    print(f"\ndefault device: {get_backend(args.device).name}")
-    return 0
+from .. import datasets, defaults
+from ..registry import get_backend
+from ..training import learn_transforms
+from ..validation import check_lr, check_schedule, check_seed, check_sizes
 
 
 def train(args):
-    from .files import check_writable
+    from ..io.files import check_writable
     from .report import check_plot
 
     check_seed(args.seed, "--seed")
@@ -48,7 +32,7 @@ def train(args):
     data = datasets.load(args.dataset, seed=args.seed, task=args.task, header=args.header)
     args.optimizer = args.optimizer or ("sgd" if args.trace else defaults.OPTIMIZER)
     net = _build_net(args, data, backend)
-    Xt, yt, Xv, yv = (_as_labels(net, data, a)
+    Xt, yt, Xv, yv = (as_labels(net, data, a)
                       for a in _split(data, args.val_fraction, args.seed))
     batch_size = _batch_size(args.batch_size, args.epochs)
     lr = check_lr(args.lr, "--lr") or defaults.LR[args.optimizer]
@@ -62,7 +46,7 @@ def train(args):
     if args.check_gradients and (comm is None or comm.Get_rank() == 0):
         _check_gradients(args, net, Xt, yt)
     if args.trace:
-        from .trace import trace_fit
+        from ..lecture.trace import trace_fit
 
         if args.compile == "epoch":
             raise ValueError("--trace shows every step, so it runs step by step: leave out "
@@ -80,20 +64,20 @@ def train(args):
                    resume=args.resume, comm=comm, compile=args.compile,
                    callbacks=[lambda net, epoch, logs: run_epochs.append(epoch)])
     elapsed = time.perf_counter() - t0
-    extra = _rmse(net, Xv, yv) if len(Xv) and net.task == "regress" else {}
+    extra = rmse(net, Xv, yv) if len(Xv) and net.task == "regress" else {}
     _report(args, net, data, hist, comm, lr, batch_size, len(Xt), len(run_epochs), elapsed,
             extra)
     return 0
 
 
-def _rmse(net, X, T):
+def rmse(net, X, T):
     """The held-out root-mean-square error in the targets' own units (the loss of a network with
     a target transform is on the standardised scale)."""
     error = net.predict(X, host=True) - np.asarray(T, dtype=np.float64).reshape(len(X), -1)
     return {"val_rmse": float(np.sqrt(np.mean(error ** 2)))}
 
 
-def _as_labels(net, data, a):
+def as_labels(net, data, a):
     """A classification data set's class indices as its labels, for a network with ``classes``
     (a model of bpgpu 0.2.0 has none, and takes the indices); anything else as it is."""
     if net.classes is None or data.n_classes is None or a.ndim != 1:
@@ -119,7 +103,7 @@ def _plan_lines(net, data, n_train):
 
 
 def _build_net(args, data, backend):
-    from .mlp import MLP
+    from ..mlp import MLP
 
     cfg = _model_config(args, data)
     net = MLP(cfg["layers"], cfg["activation"], cfg["output"], cfg["loss"], device=backend,
@@ -132,7 +116,7 @@ def _build_net(args, data, backend):
 
 def _check_gradients(args, net, X, y, rows=32):
     """Print the largest relative error per layer of the backward pass on ``rows`` examples."""
-    from .gradcheck import check_gradients
+    from ..gradcheck import check_gradients
 
     errors = check_gradients(net, X[:rows], y[:rows])
     args.gradient_check = errors
@@ -157,7 +141,7 @@ def _report(args, net, data, hist, comm, lr, batch_size, n_train, epochs_run, el
     if getattr(args, "gradient_check", None) is not None:
         summary["gradient_check"] = args.gradient_check
     if comm is not None:
-        from .distributed import DataParallel
+        from ..distributed import DataParallel
 
         summary["ranks"] = comm.Get_size()
         summary["allreduce"] = DataParallel.path_for(net.backend)
@@ -189,7 +173,7 @@ def _rank_backend(spec, comm):
     backend = get_backend(spec)
     if comm is None or not backend.is_gpu or _has_index(spec or ""):
         return backend
-    from .distributed import rank_gpu
+    from ..distributed import rank_gpu
 
     return get_backend(rank_gpu(comm, _GPU_PREFIX[backend.library]))
 
@@ -262,98 +246,3 @@ def _split(data, fraction, seed):
         # A handful of examples (xor, cafeteria) is all training data, kept in file order.
         return data.X, data.y, data.X[:0], data.y[:0]
     return datasets.split(data.X, data.y, fraction, seed=seed)
-
-
-def predict(args):
-    from .mlp import load
-
-    net = load(args.model, device=args.device)
-    out = net.predict(_read_features(args.input, net.sizes[0], args.header), host=True)
-    if args.out and args.out.endswith(".npy"):
-        from .files import atomic_write
-
-        atomic_write(args.out, lambda f: np.save(f, out, allow_pickle=False))
-        return 0
-    if args.out:
-        from .files import atomic_write
-
-        atomic_write(args.out, lambda f: _as_text(f, _write_predictions, net, out))
-    else:
-        _write_predictions(sys.stdout, net, out)
-    return 0
-
-
-def _as_text(binary, write, *args):
-    """``write(text_stream, *args)`` on a binary file, which stays open afterwards."""
-    text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
-    write(text, *args)
-    text.flush()
-    text.detach()
-
-
-def _write_predictions(stream, net, out):
-    """CSV: for a classifier the predicted label (one of the model's classes) then each class's
-    probability, ``p_<class>``; for a regression model the outputs ``y0, y1, ...``."""
-    writer = csv.writer(stream, lineterminator="\n")
-    values = np.char.mod("%.7g", out)
-    if net.task != "classify":
-        writer.writerow([f"y{k}" for k in range(out.shape[1])])
-        writer.writerows(values.tolist())
-        return
-    index = (out[:, 0] >= 0.5).astype(np.int64) if out.shape[1] == 1 else np.argmax(out, axis=1)
-    classes = net.classes if net.classes is not None else list(range(max(out.shape[1], 2)))
-    names = [f"p_{c}" for c in classes] if out.shape[1] > 1 else [f"p_{classes[1]}"]
-    writer.writerow(["label", *names])
-    labels = np.asarray(classes)[index].tolist()
-    writer.writerows([label, *row] for label, row in zip(labels, values.tolist()))
-
-
-def _read_features(path, n_features, header):
-    """The feature rows of ``--input``: a CSV (with or without a last label column, read as
-    ``bpgpu train`` reads files), a ``.npy`` array, or a ``.npz`` file's ``X``."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"--input {path}: no such file")
-    if p.suffix == ".npy":
-        return datasets.read_npy(p)
-    if p.suffix == ".npz":
-        return datasets.read_npz(p).X
-    return datasets.read_csv(p, header=header, n_features=n_features).X
-
-
-def evaluate(args):
-    from .mlp import load
-
-    net = load(args.model, device=args.device)
-    seed = (net.split or {}).get("seed", 0)  # a generated set (spirals) as it was trained on
-    data = datasets.load(args.dataset, seed=seed, task=net.task, classes=net.classes,
-                         header=args.header)
-    X, y = _held_out(net, data) if args.split == "held-out" else (data.X, data.y)
-    y = _as_labels(net, data, y)
-    result = {"model": args.model, "dataset": data.name, "split": args.split,
-              "device": net.device, "samples": len(X), **net.evaluate(X, y)}
-    if net.task == "regress":
-        result["rmse"] = _rmse(net, X, y)["val_rmse"]
-    if args.json:
-        print(json.dumps(result))
-    else:
-        acc = f"  accuracy {result['accuracy']:.4f}" if "accuracy" in result else ""
-        rmse = f"  RMSE {result['rmse']:.6g}" if "rmse" in result else ""
-        part = "held-out rows" if args.split == "held-out" else "samples"
-        print(f"{data.name}: {len(X)} {part} on {net.device}: "
-              f"loss {result['loss']:.4f}{rmse}{acc}")
-    return 0
-
-
-def _held_out(net, data):
-    """The rows ``bpgpu train`` held out of ``data`` for ``net``; refused for other data."""
-    split = net.split
-    if split is None:
-        raise ValueError("this model records no held-out rows (it was not trained by bpgpu "
-                         "train with a held-out share); use --split all")
-    if (split.get("rows") != data.n_samples
-            or split.get("fingerprint") != datasets.fingerprint(data.X, data.y)):
-        raise ValueError(f"{data.name} is not the data set this model was trained on "
-                         f"({split.get('dataset')}, {split.get('rows')} rows); give that data "
-                         "set, or use --split all")
-    return datasets.split(data.X, data.y, split["fraction"], seed=split["seed"])[2:]

@@ -73,8 +73,8 @@ except ImportError as exc:
     raise ImportError(f"bpgpu.sklearn needs scikit-learn ≥ 1.6 ({exc}); install it with "
                       "pip install 'scikit-learn>=1.6'") from exc
 
-from ._sklearn_base import BPEstimator
-from .backends import to_numpy
+from ..backends import to_numpy
+from ._base import BPEstimator
 
 __all__ = ["BPClassifier", "BPRegressor"]
 

@@ -1,150 +1,36 @@
-"""Model files and checkpoints as safetensors: the arrays as tensors, everything else as metadata.
-
-The tensors are the parameters ``W0``, ``b0``, ``W1``, ... (``W{l}`` of shape (n_in, n_out), the
-layout of :attr:`MLP.weights`) and, in a checkpoint, the optimizer's ``opt.<key>.<i>``; so
-``safetensors.numpy.load_file`` or ``safetensors.torch.load_file`` gives the network's arrays. The
-safetensors metadata (string to string) holds the format tag and version, and JSON strings for the
-``config``, the shuffling RNG state, the history, a CRC-32 of each tensor and, in a checkpoint, the
-optimizer state and epoch (see :mod:`bpgpu.state`).
-
-Writes are atomic (a temporary file beside the target, flushed, then renamed over it), so an
-interrupted save never leaves a broken file where a good one was. Reading runs no code: the header
-is JSON, its size is bounded, each metadata entry is bounded in objects, values and depth before it
-is parsed, and every value (config, RNG state, history, optimizer, checkpoint, data record) is
-checked for type and range, and the tensor names, shapes, dtypes, checksums and finiteness, before
-a network is built; any damage is one :class:`ModelFileError` naming the file and the problem.
-Files of bpgpu 0.1.0's zip format still load (:mod:`bpgpu._zipformat`) and are checked the same
-way; ``bpgpu.load(old).save(new)`` converts one.
-"""
+"""A model file's metadata, checked before anything uses it: each JSON entry bounded in objects,
+values and depth before it is parsed, then every value (config, RNG state, history, optimizer,
+checkpoint, data record) checked for type and range, and the tensors' names, shapes, dtypes,
+checksums and finiteness; anything wrong is one :class:`ModelFileError` naming the field."""
 
 from __future__ import annotations
 
 import json
 import reprlib
 import zlib
-from pathlib import Path
 
 import numpy as np
-import safetensors.numpy
-from safetensors import SafetensorError, safe_open
 
-from . import _zipformat, optim
-from . import state as states
-from .errors import ModelFileError
-from .files import atomic_write
-from .transform import Standardize
-from .validation import MAX_WIDTH, check_classes
+from .. import optim
+from .. import state as states
+from ..errors import ModelFileError
+from ..transform import Standardize
+from ..validation import MAX_WIDTH, check_classes
 
-FORMAT = "bpgpu-mlp"
-VERSION = 2
-MAX_HEADER_BYTES = 1 << 26  # 64 MiB of JSON: far beyond any real history; a larger claim is damage
 # Each JSON entry is bounded before it is parsed (str.count: milliseconds), so that parsing one
 # stays well under 1 GB and a few seconds. bpgpu writes a handful of objects and lists per entry;
 # 4 Mi values are 700,000 epochs of six metrics, or transforms of 2 Mi features.
 MAX_JSON_CONTAINERS = 100_000  # objects and lists ({ and [, counted even inside strings)
 MAX_JSON_VALUES = 1 << 22  # commas + 1
-_JSON_KEYS = ("config", "rng", "history", "optimizer", "checkpoint", "data")
 _DTYPES = {"float32": "F32", "float64": "F64"}
 _CONFIG_KEYS = {"sizes", "activation", "output", "loss", "bias", "dtype", "seed", "fused",
                 "classes"}
 _PCG64_KEYS = {"bit_generator", "state", "has_uint32", "uinteger"}
 _REPR = reprlib.Repr()  # values quoted in messages: a hostile one may be huge or deep
 _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 8, 6, 3
-_short = _REPR.repr
+short = _REPR.repr
 
 
-def save(net, path):
-    """Write ``net`` to ``path`` (safetensors, whatever the suffix), atomically."""
-    write(path, states.capture(net))
-
-
-def write(path, st):
-    """Write state ``st`` (see :mod:`bpgpu.state`) to ``path`` as safetensors, atomically."""
-    for name in states.param_names(st["config"]):
-        if not np.all(np.isfinite(st["arrays"][name])):
-            raise ValueError(f"not saving {path}: {name} contains NaN or infinity "
-                             "(training diverged?); lower the learning rate and retrain")
-    tensors = {k: np.ascontiguousarray(a) for k, a in st["arrays"].items()}
-    meta = {"format": FORMAT, "version": str(VERSION),
-            "checksums": json.dumps({k: zlib.crc32(t) for k, t in tensors.items()})}
-    meta.update({k: json.dumps(st[k]) for k in _JSON_KEYS if st.get(k) is not None})
-    atomic_write(path, lambda f: f.write(safetensors.numpy.save(tensors, metadata=meta)))
-
-
-def load(path, cls, device=None):
-    """Rebuild a network of class ``cls`` from a model file or checkpoint, on ``device``."""
-    st = read(path)
-    try:
-        return states.build(cls, st, device)
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        raise ModelFileError(f"{path}: the metadata and arrays do not describe a valid network "
-                             f"({_clip(exc)})") from None
-
-
-def read(path):
-    """The state (see :mod:`bpgpu.state`) in a model file or checkpoint, checked; raises
-    :class:`ModelFileError` naming the file and the problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-        st = _read_zip(path) if head[:4] == b"PK\x03\x04" else _read_safetensors(path, head)
-        _check_finite(st["arrays"])
-        return st
-    except ModelFileError as exc:
-        raise ModelFileError(f"{path}: {exc}") from None
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise ModelFileError(f"{path}: damaged or not a bpgpu model file "
-                             f"({type(exc).__name__}: {_clip(exc)})") from None
-
-
-def _read_zip(path):
-    st = _zipformat.read_state(path)
-    check_metadata(st)
-    codes = {("f", 4): "F32", ("f", 8): "F64"}
-    _check_tensors(st, {k: (a.shape, codes.get((a.dtype.kind, a.dtype.itemsize), str(a.dtype)))
-                        for k, a in st["arrays"].items()})
-    return st
-
-
-def _read_safetensors(path, head):
-    size = path.stat().st_size
-    if len(head) < 8:
-        raise ModelFileError(f"damaged or not a bpgpu model file (only {size} bytes)")
-    n = int.from_bytes(head, "little")
-    if not 0 < n <= min(MAX_HEADER_BYTES, size - 8):
-        raise ModelFileError(f"damaged or not a bpgpu model file (its header claims {n:,} bytes; "
-                             f"the file has {size:,}, and bpgpu reads at most "
-                             f"{MAX_HEADER_BYTES:,})")
-    with safe_open(str(path), framework="numpy") as f:
-        st = _metadata(f.metadata() or {})
-        names = f.keys()
-        specs = {k: (f.get_slice(k).get_shape(), f.get_slice(k).get_dtype()) for k in names}
-        _check_tensors(st, specs)
-        st["arrays"] = {k: f.get_tensor(k) for k in specs}
-    _check_sums(st["arrays"], st.pop("checksums"))
-    return st
-
-
-def _metadata(meta):
-    if meta.get("format") != FORMAT:
-        raise ModelFileError("not a bpgpu model file (wrong format tag, or no bpgpu metadata in "
-                             "its safetensors header)")
-    version = meta.get("version", "")
-    if not version.isdigit():
-        raise ModelFileError(f"bad format version {_short(version)}")
-    if int(version) > VERSION:
-        raise ModelFileError(f"format version {version} is newer than this bpgpu reads "
-                             f"({VERSION}); upgrade bpgpu")
-    st = {key: parse_json(meta[key], repr(key)) for key in (*_JSON_KEYS, "checksums")
-          if key in meta}
-    for key in ("config", "checksums"):
-        if not isinstance(st.get(key), dict):
-            raise ModelFileError(f"its metadata has no {key}")
-    check_metadata(st)
-    return st
 
 
 def parse_json(text, what):
@@ -162,7 +48,7 @@ def parse_json(text, what):
         raise ModelFileError(f"its metadata {what} is nested too deeply to be bpgpu's "
                              "(the file is damaged or hostile)") from None
     except ValueError as exc:
-        raise ModelFileError(f"its metadata {what} is not valid JSON ({_clip(exc)})") from None
+        raise ModelFileError(f"its metadata {what} is not valid JSON ({clip(exc)})") from None
 
 
 # -- the metadata's values, each checked for type and range before anything uses it ------------
@@ -191,18 +77,18 @@ def _whole(value, low, high):
 def _check_config(cfg):
     unknown = sorted(set(cfg) - _CONFIG_KEYS)
     if unknown:
-        raise _invalid("config", f"has unknown entries {_short(unknown)}")
+        raise _invalid("config", f"has unknown entries {short(unknown)}")
     missing = sorted({"activation", "output", "loss", "bias", "dtype"} - set(cfg))
     if missing:
         raise ModelFileError(f"its config lacks {missing}")
     sizes = cfg.get("sizes")
     if (not isinstance(sizes, list) or len(sizes) < 2
             or not all(_whole(s, 1, MAX_WIDTH + 1) for s in sizes)):
-        raise ModelFileError(f"bad layer sizes in the metadata: {_short(sizes)} (they must be a "
+        raise ModelFileError(f"bad layer sizes in the metadata: {short(sizes)} (they must be a "
                              f"list of at least two whole numbers in [1, {MAX_WIDTH}])")
     if cfg["dtype"] not in _DTYPES or not isinstance(cfg["bias"], bool):
-        raise ModelFileError(f"bad dtype or bias in the config: {_short(cfg['dtype'])}, "
-                             f"{_short(cfg['bias'])} (dtype must be one of {sorted(_DTYPES)}, "
+        raise ModelFileError(f"bad dtype or bias in the config: {short(cfg['dtype'])}, "
+                             f"{short(cfg['bias'])} (dtype must be one of {sorted(_DTYPES)}, "
                              "bias true or false)")
     _check_config_values(cfg)
 
@@ -210,17 +96,17 @@ def _check_config(cfg):
 def _check_config_values(cfg):
     for key in ("activation", "output", "loss"):
         if not (isinstance(cfg[key], str) or (key == "output" and cfg[key] is None)):
-            raise _invalid(f"config {key!r}", f"must be a name, got {_short(cfg[key])}")
+            raise _invalid(f"config {key!r}", f"must be a name, got {short(cfg[key])}")
     if not isinstance(cfg.get("fused", True), bool):
-        raise _invalid("config 'fused'", f"must be true or false, got {_short(cfg['fused'])}")
+        raise _invalid("config 'fused'", f"must be true or false, got {short(cfg['fused'])}")
     seed = cfg.get("seed")
     if seed is not None and not (type(seed) is int and seed >= 0):
-        raise _invalid("config 'seed'", f"must be a whole number ≥ 0 or null, got {_short(seed)}")
+        raise _invalid("config 'seed'", f"must be a whole number ≥ 0 or null, got {short(seed)}")
     if cfg.get("classes") is not None:
         try:
             check_classes(cfg["classes"], cfg["sizes"][-1])
         except ValueError as exc:
-            raise _invalid("config 'classes'", f"are wrong ({_clip(exc)})") from None
+            raise _invalid("config 'classes'", f"are wrong ({clip(exc)})") from None
 
 
 def _check_rng(rng):
@@ -231,7 +117,7 @@ def _check_rng(rng):
     if (not isinstance(rng, dict) or set(rng) != _PCG64_KEYS or rng["bit_generator"] != "PCG64"
             or not isinstance(inner, dict) or set(inner) != {"state", "inc"}):
         raise _invalid("rng", "(the shuffling generator's state) must be a PCG64 state with "
-                              f"{sorted(_PCG64_KEYS)}, got {_short(rng)}")
+                              f"{sorted(_PCG64_KEYS)}, got {short(rng)}")
     for field, value, bits in (("state.state", inner["state"], 128),
                                ("state.inc", inner["inc"], 128),
                                ("has_uint32", rng["has_uint32"], 1),
@@ -239,7 +125,7 @@ def _check_rng(rng):
         if not _whole(value, 0, 1 << bits):
             high = 2 if bits == 1 else f"2**{bits}"
             raise _invalid(f"rng {field!r}", f"must be a whole number in [0, {high}), got "
-                                             f"{_short(value)}")
+                                             f"{short(value)}")
 
 
 def _check_history(history):
@@ -248,33 +134,33 @@ def _check_history(history):
     if history is None:
         return
     if not isinstance(history, dict):
-        raise _invalid("history", f"must be an object of lists of numbers, got {_short(history)}")
+        raise _invalid("history", f"must be an object of lists of numbers, got {short(history)}")
     for key, values in history.items():
         if not isinstance(values, list) or not all(type(v) in (int, float) for v in values):
-            raise _invalid(f"history {_short(key)}",
-                           f"must be a list of numbers, got {_short(values)}")
+            raise _invalid(f"history {short(key)}",
+                           f"must be a list of numbers, got {short(values)}")
 
 
 def _check_optimizer(opt, n_params):
     if opt is None:
         return
     if not isinstance(opt, dict) or set(opt) != {"name", "hyper", "scalars", "lists"}:
-        raise _invalid("optimizer", f"must hold name, hyper, scalars and lists, got {_short(opt)}")
+        raise _invalid("optimizer", f"must hold name, hyper, scalars and lists, got {short(opt)}")
     name, hyper = opt["name"], opt["hyper"]
     if not isinstance(name, str) or name not in optim.OPTIMIZERS:
         raise _invalid("optimizer 'name'", f"must be one of {sorted(optim.OPTIMIZERS)}, got "
-                                           f"{_short(name)}")
+                                           f"{short(name)}")
     if not isinstance(hyper, dict) or not all(type(v) in (int, float) for v in hyper.values()):
-        raise _invalid("optimizer 'hyper'", f"must map settings to numbers, got {_short(hyper)}")
+        raise _invalid("optimizer 'hyper'", f"must map settings to numbers, got {short(hyper)}")
     try:
         fresh = optim.get(name, **hyper).init_state([])
     except (TypeError, ValueError) as exc:
-        raise _invalid("optimizer 'hyper'", f"is wrong ({_clip(exc)})") from None
+        raise _invalid("optimizer 'hyper'", f"is wrong ({clip(exc)})") from None
     lists = opt["lists"]
     want = {k for k, v in fresh.items() if isinstance(v, list)}
     if not isinstance(lists, dict) or set(lists) != want or any(c != n_params
                                                                 for c in lists.values()):
-        raise ModelFileError(f"bad optimizer state in the metadata: {_short(opt)} ({name} keeps "
+        raise ModelFileError(f"bad optimizer state in the metadata: {short(opt)} ({name} keeps "
                              f"lists {sorted(want)} of {n_params} arrays each)")
     _check_scalars(opt["scalars"], sorted(set(fresh) - want))
 
@@ -284,20 +170,20 @@ def _check_scalars(scalars, want):
     if (not isinstance(scalars, dict) or sorted(scalars) != want
             or not all(_whole(v, 0, 1 << 62) for v in scalars.values())):
         raise _invalid("optimizer 'scalars'", f"must be {want} as whole numbers in [0, 2**62), "
-                                              f"got {_short(scalars)}")
+                                              f"got {short(scalars)}")
 
 
 def _check_checkpoint(ckpt):
     if ckpt is None:
         return
     if not isinstance(ckpt, dict) or set(ckpt) != {"epoch", "settings"}:
-        raise _invalid("checkpoint", f"must hold epoch and settings, got {_short(ckpt)}")
+        raise _invalid("checkpoint", f"must hold epoch and settings, got {short(ckpt)}")
     if not _whole(ckpt["epoch"], 0, 1 << 53):
         raise _invalid("checkpoint 'epoch'", f"must be a whole number ≥ 0, got "
-                                             f"{_short(ckpt['epoch'])}")
+                                             f"{short(ckpt['epoch'])}")
     if ckpt["settings"] is not None and not _flat(ckpt["settings"]):
         raise _invalid("checkpoint 'settings'", f"must be an object of plain values, got "
-                                                f"{_short(ckpt['settings'])}")
+                                                f"{short(ckpt['settings'])}")
 
 
 def _check_data(data, sizes):
@@ -305,19 +191,19 @@ def _check_data(data, sizes):
         return
     if not isinstance(data, dict) or not set(data) <= {"transform", "target_transform", "split"}:
         raise _invalid("data", f"must hold transform, target_transform and split, got "
-                               f"{_short(data)}")
+                               f"{short(data)}")
     for key, width in (("transform", sizes[0]), ("target_transform", sizes[-1])):
         if data.get(key) is None:
             continue
         try:
             columns = Standardize.from_json(data[key]).n_features
         except ValueError as exc:
-            raise _invalid(f"data {key!r}", f"is wrong ({_clip(exc)})") from None
+            raise _invalid(f"data {key!r}", f"is wrong ({clip(exc)})") from None
         if columns != width:
             raise _invalid(f"data {key!r}", f"has {columns} columns for a layer of {width}")
     if data.get("split") is not None and not _flat(data["split"]):
         raise _invalid("data 'split'", f"must be an object of plain values or null, got "
-                                       f"{_short(data['split'])}")
+                                       f"{short(data['split'])}")
 
 
 def _flat(value):
@@ -326,7 +212,7 @@ def _flat(value):
                                            for v in value.values())
 
 
-def _clip(exc, limit=300):
+def clip(exc, limit=300):
     """A message of bounded length: some quote the values they refuse."""
     text = str(exc)
     return text if len(text) <= limit else text[:limit] + "…"
@@ -334,7 +220,7 @@ def _clip(exc, limit=300):
 
 # -- the arrays -----------------------------------------------------------------------------------
 
-def _check_tensors(st, specs):
+def check_tensors(st, specs):
     """Every tensor the config (and optimizer state) implies, of the right shape and dtype, and
     no other."""
     want = _expected(st)
@@ -348,7 +234,7 @@ def _check_tensors(st, specs):
                 f"{st['config']['sizes']} in {st['config']['dtype']} need {shape} {dtype}")
     extra = sorted(set(specs) - set(want))
     if extra:
-        raise ModelFileError(f"unexpected arrays {_short(extra)} (not parameters of this "
+        raise ModelFileError(f"unexpected arrays {short(extra)} (not parameters of this "
                              "network)")
 
 
@@ -367,13 +253,13 @@ def _expected(st):
     return shapes
 
 
-def _check_sums(arrays, sums):
+def check_sums(arrays, sums):
     for name, a in arrays.items():
         if sums.get(name) != zlib.crc32(np.ascontiguousarray(a)):
             raise ModelFileError(f"array {name!r} is damaged (its CRC-32 does not match)")
 
 
-def _check_finite(arrays):
+def check_finite(arrays):
     for name, a in arrays.items():
         if not np.isfinite(a).all():
             raise ModelFileError(f"array {name!r} holds NaN or infinity; the file was written by "

@@ -10,7 +10,7 @@ import array_api_compat
 import numpy as np
 from sklearn import get_config
 
-from .training import EpochRunner, resolve_mode
+from ..training import EpochRunner, resolve_mode
 
 
 def one_epoch(trainer, X, T, batch_size, epochs_done=0):
