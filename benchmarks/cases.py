@@ -5,7 +5,8 @@ from the same weights on the same data.
 ``sklearn``  scikit-learn's ``MLPClassifier.partial_fit`` with one batch (CPU only);
 ``raw``      the same backprop written by hand on the device library itself (NumPy on the CPU,
              CuPy on a CUDA GPU), no bpgpu: see :func:`raw_step`;
-``jax``      JAX as its users write it: a loss function, ``jax.grad`` and a ``jax.jit`` step.
+``jax``      JAX as its users write it: a loss function, ``jax.grad`` and a ``jax.jit`` step
+             that donates the parameter buffers (``donate_argnums=0``).
 
 Every case times one step on a fixed batch (``mode`` "step"), except bpgpu's epoch case on devices
 that compile epochs (``mode`` "epoch"): one epoch of ``fit`` over ``EPOCH_BATCHES`` shuffled
@@ -371,11 +372,16 @@ class JaxCase(Case):
             grads = jax.grad(loss)(params, X, T)
             return [(W - LR * gW, b - LR * gb) for (W, b), (gW, gb) in zip(params, grads)]
 
+        # The parameters are donated (argument 0), as JAX advises for training steps: XLA writes
+        # the new weights into the old ones' buffers instead of allocating fresh ones each step.
+        # jax:cpu implements donation (JAX 0.10), and every donated buffer has an output of its
+        # shape and dtype, so no "Some donated buffers were not usable" warning is raised.
         precision = "highest" if self.hardware != "cpu" else None  # no TF32, like the others
-        self._step = jax.jit(step) if precision is None else jax.jit(
-            lambda *a: _with_precision(jax, precision, step, *a))
+        self._step = jax.jit(step, donate_argnums=0) if precision is None else jax.jit(
+            lambda *a: _with_precision(jax, precision, step, *a), donate_argnums=0)
 
     def step(self):
+        # Donation deletes the arrays passed in: only the step's output is kept and used again.
         self.params = self._step(self.params, self.X, self.T)
 
     def sync(self):

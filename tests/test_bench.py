@@ -136,6 +136,21 @@ def test_a_peer_does_bpgpus_sgd_step(peer, device, dtype, rtol, atol):
         np.testing.assert_allclose(b2, b1, rtol=rtol, atol=atol)
 
 
+def test_the_jax_peer_donates_its_parameters():
+    pytest.importorskip("jax")
+    sizes = [5, 7, 4, 3]
+    data = cases.HostData(sizes, 9, "float32", cases.reference_weights(sizes, "float32"))
+    case = cases.JaxCase("jax:cpu", data)
+    case.setup()
+    for _ in range(2):  # warnings are errors here: no "donated buffers were not usable"
+        before = case.params
+        case.step()
+        assert all(a.is_deleted() for pair in before for a in pair)  # donated, not copied
+        assert not any(a.is_deleted() for pair in case.params for a in pair)
+    case.sync()
+    case.free()
+
+
 TINY = ["--devices", "cpu", "--nets", "4,8,3", "--batch-sizes", "16", "--repeats", "1",
         "--peers", "raw", "--target-s", "0.005", "--ceiling-n", "64", "--settle-s", "0"]
 
