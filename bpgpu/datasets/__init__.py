@@ -24,13 +24,13 @@ from bpgpu.datasets._builtin import load_cafeteria, load_digits, load_spirals, l
 from bpgpu.datasets._csv import read_csv
 from bpgpu.datasets._dataset import Dataset
 from bpgpu.datasets._mnist import load_mnist
-from bpgpu.datasets._split import fingerprint, split
+from bpgpu.datasets._split import fingerprint, held_out_rows, split
 from bpgpu.datasets._table import Table
 from bpgpu.datasets._task import MAX_AUTO_CLASSES, TASKS, decide, labelled, relabel
 from bpgpu.errors import DatasetError
 
-__all__ = ["MAX_AUTO_CLASSES", "TASKS", "Dataset", "Table", "decide", "fingerprint", "load",
-           "names", "read_csv", "read_npy", "read_npz", "split"]
+__all__ = ["MAX_AUTO_CLASSES", "TASKS", "Dataset", "Table", "decide", "fingerprint",
+           "held_out_rows", "load", "names", "read_csv", "read_npy", "read_npz", "split"]
 
 _FORMS = ["digits", "xor", "cafeteria[:WEEKS]", "spirals[:N]", "mnist:DIR", "csv:PATH",
           "npz:PATH"]

@@ -8,12 +8,15 @@ import time
 import warnings
 
 from .. import _host, defaults, optim
+from ..backends import to_numpy
+from ..datasets import held_out_rows
 from ..distributed import DataParallel
 from ..errors import DeviceOutOfMemory, TrainingDiverged
 from ..io import checkpoint as checkpoints
 from ..io.files import check_writable
 from ..transform import Standardize
 from ..validation import check_every, check_schedule
+from .callbacks import StopTraining
 from .epoch import EpochRunner
 from .evaluate import evaluate_arrays, is_classification
 from .progress import ProgressBar
@@ -23,7 +26,8 @@ from .step import Trainer, resolve_mode
 def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr=None,
         optimizer=defaults.OPTIMIZER, shuffle=True, validation_data=None, verbose=False,
         callbacks=(), checkpoint=None, checkpoint_every=1, resume=None, comm=None,
-        compile="auto", standardize=False, end_metrics=False, **optimizer_options):
+        compile="auto", standardize=False, end_metrics=False, validation_fraction=None,
+        **optimizer_options):
     """Train ``net`` on (X, y) by backpropagation and return the per-epoch history.
 
     A second ``fit`` on the same network continues the first: it runs ``epochs`` more epochs,
@@ -52,12 +56,17 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
         Visit the examples in a new random order every epoch (seeded by the net's seed).
     validation_data : (X_val, y_val), optional
         Held-out data evaluated after every epoch.
+    validation_fraction : float in (0, 1), optional
+        Without ``validation_data``: hold out this share of (X, y) instead, drawn with the
+        network's seed (stratified by class for labels); the rest is trained on.
     verbose : bool
         Show a progress bar (tqdm): a widget in a notebook, or a line on standard error where it
         is a terminal; nothing in logs or pipes.
     callbacks : sequence of callables
         Each is called as ``cb(net, epoch, logs)`` after every epoch (``epoch`` counts every
-        epoch the network has trained, from 1).
+        epoch the network has trained, from 1); one may end the run by raising
+        :class:`bpgpu.StopTraining`, and one with ``on_train_begin(net)`` / ``on_train_end(net)``
+        is told when the run starts and ends (:class:`bpgpu.EarlyStopping` is one).
     checkpoint : path, optional
         Write a checkpoint (weights, optimizer state, epoch, RNG state) here, atomically.
     checkpoint_every : int
@@ -117,6 +126,8 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
     settings = {"batch_size": batch_size, "shuffle": bool(shuffle)}
     if checkpoint is not None:
         check_writable(checkpoint)
+    if validation_fraction is not None:
+        X, y, validation_data = _held_out(net, X, y, validation_data, validation_fraction)
     if standardize:
         learn_transforms(net, X, y)
     with net.backend.context(), _out_of_memory_hint(net, batch_size):
@@ -149,6 +160,16 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
             raise
         finally:
             net.optimizer_state = trainer.opt, trainer.state
+
+
+def _held_out(net, X, y, validation_data, fraction):
+    """(X_train, y_train, (X_val, y_val)): a seeded share of the rows held out, stratified by
+    class where y holds labels."""
+    if validation_data is not None:
+        raise ValueError("give validation_data or validation_fraction, not both")
+    X, y = _host.host_array(X, "X"), to_numpy(y)
+    train, val = held_out_rows(y, fraction, seed=net.seed)
+    return X[train], y[train], (X[val], y[val])
 
 
 def learn_transforms(net, X, y):
@@ -224,23 +245,40 @@ class _Loop:
     def train(self, epochs, history):
         run = self.run
         bar = ProgressBar(epochs.stop, enabled=self.verbose, first=epochs.start)
+        self._tell("on_train_begin")
         try:
             for epoch in epochs:
-                t0 = time.perf_counter()
-                logs = run.epoch(bar)
-                logs.update(self._scores(run))
-                logs["time"] = time.perf_counter() - t0
-                for key, value in logs.items():
-                    history.setdefault(key, []).append(value)
-                bar.epoch_done(epoch + 1, logs)
-                for cb in self.callbacks:
-                    cb(run.net, epoch + 1, logs)
-                if self.saver is not None:
-                    self.saver.maybe_save(run, epoch + 1, epochs.stop, history)
+                if self._epoch(bar, epoch, epochs.stop, history):
+                    break
         finally:
             bar.close()
             run.net.history = history
+            self._tell("on_train_end")
         return history
+
+    def _epoch(self, bar, epoch, last, history):
+        """Train, score and record one epoch; True when a callback stopped the run."""
+        run, t0 = self.run, time.perf_counter()
+        logs = run.epoch(bar)
+        logs.update(self._scores(run))
+        logs["time"] = time.perf_counter() - t0
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        bar.epoch_done(epoch + 1, logs)
+        stopped = False
+        try:
+            for cb in self.callbacks:
+                cb(run.net, epoch + 1, logs)
+        except StopTraining:
+            stopped = True
+        if self.saver is not None:  # a stopped run's last epoch is always checkpointed
+            self.saver.maybe_save(run, epoch + 1, epoch + 1 if stopped else last, history)
+        return stopped
+
+    def _tell(self, event):
+        for cb in self.callbacks:
+            if hasattr(cb, event):
+                getattr(cb, event)(self.run.net)
 
     def _scores(self, run):
         logs = {}
