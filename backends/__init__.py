@@ -211,6 +211,16 @@ class InPlaceOps:
         p += a * m / (v**0.5 + eps)
         return p
 
+    def add_scaled_(self, x, a, y):
+        """``x += a · y``, ``y`` left as it is (unlike :meth:`axpy_`)."""
+        x += a * y
+        return x
+
+    def scale_(self, x, c):
+        """``x *= c``."""
+        x *= c
+        return x
+
 
 def to_numpy(x) -> np.ndarray:
     """Any supported array (NumPy, CuPy, PyTorch, array-api-strict, lists) as a NumPy array."""

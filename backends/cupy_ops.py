@@ -87,3 +87,6 @@ class CupyOps(InPlaceOps):
     def addcdiv_sqrt_(self, p, a, m, v, eps):
         f = p.dtype.type
         return _addcdiv_sqrt(f(a), m, v, f(eps), p)
+
+    def add_scaled_(self, x, a, y):
+        return _axpy(x.dtype.type(a), y, x)  # the kernel only reads y

@@ -58,3 +58,9 @@ class TorchOps(InPlaceOps):
 
     def addcdiv_sqrt_(self, p, a, m, v, eps):
         return p.addcdiv_(m, v.sqrt().add_(eps), value=a)
+
+    def add_scaled_(self, x, a, y):
+        return x.add_(y, alpha=a)
+
+    def scale_(self, x, c):
+        return x.mul_(c)

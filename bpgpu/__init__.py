@@ -7,6 +7,7 @@ chosen at run time.
 >>> history = net.fit(X, y, epochs=10, batch_size=32, lr=0.01)     # doctest: +SKIP
 """
 
+from . import schedules
 from .errors import (
     BpgpuError,
     DatasetError,
@@ -18,7 +19,8 @@ from .errors import (
 from .gradcheck import check_gradients
 from .mlp import MLP, load
 from .registry import default_spec, devices, get_backend
-from .training import Trainer, evaluate, fit
+from .rules import register
+from .training import EarlyStopping, StopTraining, Trainer, evaluate, fit
 
 __version__ = "0.3.0"
 
@@ -28,7 +30,9 @@ __all__ = [
     "DatasetError",
     "DeviceOutOfMemory",
     "DeviceUnavailableError",
+    "EarlyStopping",
     "ModelFileError",
+    "StopTraining",
     "Trainer",
     "TrainingDiverged",
     "check_gradients",
@@ -38,5 +42,7 @@ __all__ = [
     "fit",
     "get_backend",
     "load",
+    "register",
+    "schedules",
 ]
 

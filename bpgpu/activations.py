@@ -9,6 +9,8 @@ the forward pass.
 Each activation also owns its fast path: ``forward_(z, ops)`` and ``backward_(y, g, ops)`` do the
 same arithmetic with a backend's in-place primitives (:class:`bpgpu.backends.InPlaceOps`), and may
 write into ``z`` and ``g``. A new activation needs only its reference; the fast path is optional.
+A custom one (a subclass with a ``name``, ``forward`` and ``derivative`` in Array API calls) is
+known by its name, in files too, once :func:`bpgpu.register` has been given it.
 """
 
 from __future__ import annotations
@@ -148,11 +150,16 @@ ALIASES = {"linear": "identity", "sigmoid": "logistic"}
 
 
 def get(name) -> Activation:
-    """The activation called ``name`` (or an :class:`Activation`, returned as is)."""
+    """The activation called ``name``, built in or made known by :func:`bpgpu.register` (or an
+    :class:`Activation`, returned as is)."""
     if isinstance(name, Activation):
         return name
+    if not isinstance(name, str):
+        raise TypeError(f"an activation is a name or a bpgpu.activations.Activation, got "
+                        f"{type(name).__name__}")
     key = ALIASES.get(name, name)
     if key not in ACTIVATIONS:
         valid = ", ".join(sorted(ACTIVATIONS))
-        raise ValueError(f"unknown activation {name!r}; choose one of: {valid}")
+        raise ValueError(f"unknown activation {name!r}; choose one of: {valid} (or write your "
+                         "own and bpgpu.register it)")
     return ACTIVATIONS[key]

@@ -18,7 +18,7 @@ from __future__ import annotations
 OPTIMIZER = "adam"
 """The optimizer when none is named."""
 
-LR = {"sgd": 0.1, "momentum": 0.05, "adam": 0.01}
+LR = {"sgd": 0.1, "momentum": 0.05, "adam": 0.01, "adamw": 0.01}
 """The learning rate η of each optimizer when none is given."""
 
 EPOCHS = 30

@@ -7,6 +7,8 @@ batch size.
 
 from __future__ import annotations
 
+import warnings
+
 from array_api_compat import array_namespace, device
 
 
@@ -116,13 +118,17 @@ ALIASES = {"ce": "cross_entropy", "crossentropy": "cross_entropy", "cross-entrop
 
 
 def get(name) -> Loss:
-    """The loss called ``name`` (or a :class:`Loss`, returned as is)."""
+    """The loss called ``name``, built in or made known by :func:`bpgpu.register` (or a
+    :class:`Loss`, returned as is)."""
     if isinstance(name, Loss):
         return name
+    if not isinstance(name, str):
+        raise TypeError(f"a loss is a name or a bpgpu.losses.Loss, got {type(name).__name__}")
     key = ALIASES.get(name, name)
     if key not in LOSSES:
         valid = ", ".join(sorted(LOSSES))
-        raise ValueError(f"unknown loss {name!r}; choose one of: {valid}")
+        raise ValueError(f"unknown loss {name!r}; choose one of: {valid} (or write your own and "
+                         "bpgpu.register it)")
     return LOSSES[key]
 
 
@@ -131,6 +137,28 @@ def for_output(loss: Loss, output_name: str) -> Loss:
     if isinstance(loss, CrossEntropy) and output_name == "logistic":
         return BinaryCrossEntropy()
     return loss
+
+
+def default_output(loss: Loss, n_out):
+    """The output activation's name for ``loss`` with ``n_out`` outputs when none is named: the
+    matched one for cross-entropy, else ``identity``."""
+    if loss.name == "cross_entropy":
+        return "softmax" if n_out > 1 else "logistic"
+    return "identity"
+
+
+def check_pairing(output, loss, n_out):
+    """Refuse an output activation and loss (names) that cannot train together; warn of one
+    that trains slowly."""
+    if output == "softmax" and n_out == 1:
+        raise ValueError("a softmax over one output is always 1; use output 'logistic' for a "
+                         "single yes/no unit, or two softmax outputs")
+    if loss == "cross_entropy" and output not in ("softmax", "logistic"):
+        raise ValueError(f"loss 'cross_entropy' needs a probability output ('softmax' or "
+                         f"'logistic'), got output {output!r}; use loss 'sse' or 'mse' instead")
+    if output == "softmax" and loss != "cross_entropy":
+        warnings.warn(f"a softmax output with loss {loss!r} trains slowly when saturated; "
+                      "'cross_entropy' is the matched loss", UserWarning, stacklevel=3)
 
 
 def output_delta(loss: Loss, output, y, t, ops=None):

@@ -14,9 +14,7 @@ here writes into an array but a backend's in-place fast paths on arrays they hav
 
 from __future__ import annotations
 
-import warnings
-
-from . import _host, activations, losses, state
+from . import _host, losses, rules, state
 from .registry import get_backend
 from .validation import (
     check_classes,
@@ -37,13 +35,17 @@ class Network:
     ----------
     sizes : sequence of int
         Layer widths, input first: ``[64, 32, 10]`` is 64 inputs, 32 hidden units, 10 outputs.
-    activation : str
-        Hidden-layer activation: ``identity``, ``logistic``, ``tanh`` or ``relu``.
-    output : str, optional
+    activation : str, Activation, or list of them
+        Hidden-layer activation: ``identity``, ``logistic``, ``tanh``, ``relu``, or a custom rule
+        (an :class:`~bpgpu.activations.Activation`, or the name of one given to
+        :func:`bpgpu.register`). One for every hidden layer, or a list of one per hidden layer:
+        ``["tanh", "relu"]`` for sizes ``[64, 32, 16, 10]``.
+    output : str or Activation, optional
         Output activation; by default ``softmax`` for ``cross_entropy`` with several outputs,
         ``logistic`` for ``cross_entropy`` with one, ``identity`` for ``sse`` and ``mse``.
-    loss : str
-        ``cross_entropy``, ``sse`` (the lecture's ½Σ(t−y)²) or ``mse``; averaged over the batch.
+    loss : str or Loss
+        ``cross_entropy``, ``sse`` (the lecture's ½Σ(t−y)²), ``mse`` or a custom
+        :class:`~bpgpu.losses.Loss` (or its registered name); averaged over the batch.
     device : str, optional
         A device spec (``"cpu"``, ``"cuda:0"``, ``"torch:cpu"``, ``"strict"``, ...); default
         ``$BPGPU_DEVICE`` or ``"auto"``.
@@ -64,6 +66,8 @@ class Network:
 
     Attributes
     ----------
+    activations : list of Activation
+        Each hidden layer's activation, first to last; :attr:`activation` is the one they share.
     input_transform : bpgpu.transform.Standardize or None
         Applied to every input before the first layer (set by ``fit(..., standardize=True)``);
         saved with the network.
@@ -84,10 +88,13 @@ class Network:
     def __init__(self, sizes, activation="logistic", output=None, loss="cross_entropy", *,
                  device=None, dtype="float32", seed=0, bias=True, fused=True, classes=None):
         self.sizes = check_sizes(sizes)
-        self.activation = activations.get(activation)
-        self.output = activations.get(output or _default_output(loss, self.sizes[-1]))
-        self.loss = losses.for_output(losses.get(loss), self.output.name)
-        _check_pairing(self.output.name, self.loss.name, self.sizes[-1])
+        self._shared, self._activations = rules.hidden_activations(activation,
+                                                                   len(self.sizes) - 2)
+        loss_rule = losses.get(loss)
+        self.output = rules.lookup("activation", output or losses.default_output(
+            loss_rule, self.sizes[-1]))
+        self.loss = losses.for_output(loss_rule, self.output.name)
+        losses.check_pairing(self.output.name, self.loss.name, self.sizes[-1])
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         self.dtype_name = dtype
@@ -103,7 +110,7 @@ class Network:
         self.dtype = getattr(self.xp, dtype)
         self.ops = self.backend.ops if fused else None
         init_rng, self.shuffle_rng = _host.seed_streams(self.seed)
-        self.set_weights(_host.initial_weights(self.sizes, self.activation.name, init_rng, bias))
+        self.set_weights(self._initial_weights(init_rng))
         self.classes = check_classes(classes, self.sizes[-1])
         self.input_transform = None
         self.target_transform = None
@@ -112,13 +119,36 @@ class Network:
         self.optimizer_state = None
 
     @property
+    def activations(self):
+        """Each hidden layer's activation, first to last (a new list)."""
+        return list(self._activations)
+
+    @property
+    def activation(self):
+        """The activation every hidden layer has (AttributeError where they differ)."""
+        if self._shared is None:
+            raise AttributeError(f"this network's hidden layers have different activations "
+                                 f"{self._activations}; read net.activations")
+        return self._shared
+
+    def _initial_weights(self, rng):
+        """Host (W, b) pairs, each drawn for the activation after it (the output layer's for the
+        last hidden one's, as when one serves all: the weights of one activation are unchanged)."""
+        hidden = self._activations or [self._shared]
+        names = [a.name for a in hidden] + [hidden[-1].name]
+        return [pair for n_in, n_out, name in zip(self.sizes[:-1], self.sizes[1:], names)
+                for pair in _host.initial_weights([n_in, n_out], name, rng, self.bias)]
+
+    @property
     def task(self):
         """``"classify"`` (class labels, or a probability output) or ``"regress"``."""
         probability = self.output.name in ("softmax", "logistic")
         return "classify" if self.classes is not None or probability else "regress"
 
     def __repr__(self):
-        return (f"{type(self).__name__}({self.sizes}, activation={self.activation.name!r}, "
+        shared = self._shared
+        hidden = [a.name for a in self._activations] if shared is None else shared.name
+        return (f"{type(self).__name__}({self.sizes}, activation={hidden!r}, "
                 f"output={self.output.name!r}, loss={self.loss.name!r}, "
                 f"device={self.device!r}, dtype={self.dtype_name!r})")
 
@@ -189,7 +219,7 @@ class Network:
         acts, ops, last, k = [X], self.ops, len(self.sizes) - 2, 2 if self.bias else 1
         for i in range(last + 1):
             W, b = p[k * i], p[k * i + 1] if self.bias else None
-            f = self.output if i == last else self.activation
+            f = self.output if i == last else self._activations[i]
             if ops is None:
                 z = acts[-1] @ W
                 acts.append(f.forward(z if b is None else z + b))
@@ -210,8 +240,8 @@ class Network:
             grads.append((acts[i].T @ delta, db))
             if i > 0:
                 g = delta @ W.T
-                delta = (self.activation.backward(acts[i], g) if ops is None
-                         else self.activation.backward_(acts[i], g, ops))
+                f = self._activations[i - 1]  # acts[i] is hidden layer i's output
+                delta = f.backward(acts[i], g) if ops is None else f.backward_(acts[i], g, ops)
                 deltas.append(delta)
         return deltas[::-1], grads[::-1]
 
@@ -283,25 +313,6 @@ class Network:
         """Targets checked and moved to the device, shape (n_rows, sizes[-1]) (labels one-hot,
         through :attr:`classes` when the network has them)."""
         return check_targets(self, T, n_rows, name)
-
-
-def _default_output(loss, n_out):
-    name = loss.name if isinstance(loss, losses.Loss) else losses.ALIASES.get(loss, loss)
-    if name == "cross_entropy":
-        return "softmax" if n_out > 1 else "logistic"
-    return "identity"
-
-
-def _check_pairing(output, loss, n_out):
-    if output == "softmax" and n_out == 1:
-        raise ValueError("a softmax over one output is always 1; use output 'logistic' for a "
-                         "single yes/no unit, or two softmax outputs")
-    if loss == "cross_entropy" and output not in ("softmax", "logistic"):
-        raise ValueError(f"loss 'cross_entropy' needs a probability output ('softmax' or "
-                         f"'logistic'), got output {output!r}; use loss 'sse' or 'mse' instead")
-    if output == "softmax" and loss != "cross_entropy":
-        warnings.warn(f"a softmax output with loss {loss!r} trains slowly when saturated; "
-                      "'cross_entropy' is the matched loss", UserWarning, stacklevel=3)
 
 
 def labels_of(xp, out):

@@ -1,12 +1,26 @@
-"""Optimizers: SGD, SGD with momentum, Adam.
+"""Optimizers: SGD, SGD with momentum (plain or Nesterov's), Adam and AdamW.
 
-An optimizer is its hyper-parameters; its state (velocities, moments, step count) is a separate
-dict made by ``init_state(params)``, so it can be saved in a checkpoint and restored. The default
-learning rates are those of :mod:`bpgpu.defaults`.
+An optimizer is its hyper-parameters; its state (the current learning rate, velocities, moments,
+step count) is a separate dict made by ``init_state(params)``, so it can be saved in a checkpoint
+and restored. The default learning rates are those of :mod:`bpgpu.defaults`.
 ``params`` and ``grads`` are flat lists of device arrays of the same shapes. Each update is a pure
 function, ``step(params, grads, state) → (params', state')``, which never writes into an array (so
 JAX can compile it), and a fast path ``step_`` beside it that does the same with a backend's
 in-place primitives (:class:`bpgpu.backends.InPlaceOps`).
+
+**The learning rate is data.** ``lr`` is the base rate η0; the rate a step uses is the state's
+``"lr"`` (put there by ``init_state``): a Python float when steps run one by one, a 0-d device
+array of the parameters' dtype inside a compiled step, like Adam's step count. A schedule changes
+it between epochs (:meth:`bpgpu.training.Trainer.set_lr`) without a new compilation. A state
+without one (an older file, a hand-made ``{}``) steps at ``lr``.
+
+**Weight decay** (``weight_decay=λ``) acts on the weight matrices, never on the bias vectors. The
+rule tells them apart by shape, :func:`decays` (two dimensions or more): in bpgpu's layout,
+``[W0, b0, W1, b1, ...]`` or ``[W0, W1, ...]``, that is exactly the weights, so no mask travels
+beside the parameters and each rule keeps its decay in its own update, pure and in place. SGD,
+momentum and Adam add the coupled L2 term to the gradient first, ``∂E/∂W += λ W`` (what
+``torch.optim``'s ``weight_decay`` does, there on every parameter); AdamW decays the weights
+themselves, ``W ← W − η λ W``, then takes Adam's step on the plain gradient.
 """
 
 from __future__ import annotations
@@ -21,101 +35,178 @@ from array_api_compat import array_namespace
 from .defaults import LR
 
 
+def decays(p):
+    """Whether weight decay applies to parameter ``p``: the weight matrices (2-D), not the
+    biases (1-D)."""
+    return p.ndim >= 2
+
+
 class SGD:
     """Plain gradient descent, the lecture's ``Δw = -η ∂E/∂w``."""
 
     name = "sgd"
+    decoupled = False
+    """Whether the weight decay acts on the weights (AdamW) rather than on the gradient (L2)."""
 
-    def __init__(self, lr=LR["sgd"]):
+    def __init__(self, lr=LR["sgd"], weight_decay=0.0):
         self.lr = check_setting("lr (the learning rate η)", lr)
+        self.weight_decay = check_setting("weight_decay (λ)", weight_decay, low_ok=True)
 
     def init_state(self, params):
-        return {}
+        return {"lr": self.lr}
+
+    def rate(self, state):
+        """The learning rate of this step: the state's, else the base rate ``lr``."""
+        return state.get("lr", self.lr)
+
+    def decay(self, params, grads, lr):
+        """``(params, grads)`` with the weight decay applied, as a pure function: ``g + λ W`` on
+        every weight's gradient, or (``decoupled``) ``W − η λ W`` on every weight."""
+        lam = self.weight_decay
+        if not lam:
+            return params, grads
+        if self.decoupled:
+            return [p * (1 - lr * lam) if decays(p) else p for p in params], grads
+        return params, [g + lam * p if decays(p) else g for p, g in zip(params, grads)]
+
+    def decay_(self, params, grads, lr, ops):
+        """:meth:`decay` in place: writes into the weights (decoupled) or their gradients."""
+        lam = self.weight_decay
+        if not lam:
+            return params, grads
+        if self.decoupled:
+            return [ops.scale_(p, 1 - lr * lam) if decays(p) else p for p in params], grads
+        return params, [ops.add_scaled_(g, lam, p) if decays(p) else g
+                        for p, g in zip(params, grads)]
 
     def step(self, params, grads, state):
         """One update as a pure function: ``(params, grads, state) → (params', state')``."""
-        return [p - self.lr * g for p, g in zip(params, grads)], state
+        lr = self.rate(state)
+        params, grads = self.decay(params, grads, lr)
+        return [p - lr * g for p, g in zip(params, grads)], state
 
     def step_(self, params, grads, state, ops):
         """:meth:`step` with a backend's in-place primitives: writes into ``params``, consumes
         ``grads``."""
-        return [ops.axpy_(p, -self.lr, g) for p, g in zip(params, grads)], state
+        lr = self.rate(state)
+        params, grads = self.decay_(params, grads, lr, ops)
+        return [ops.axpy_(p, -lr, g) for p, g in zip(params, grads)], state
 
     def apply(self, params, grads, state, ops=None):
         """One update: the fast path ``step_`` on ``ops`` where this class has one for its own
-        ``step`` (a subclass that redefines only ``step`` gets its ``step``), else ``step``."""
+        ``step`` (a subclass that redefines only ``step`` gets its ``step``), else ``step``. The
+        state's learning rate is kept, also by a ``step`` that builds its state afresh."""
         if ops is not None and _fast_path_is_own(type(self)):
-            return self.step_(params, grads, state, ops)
-        return self.step(params, grads, state)
+            params, new = self.step_(params, grads, state, ops)
+        else:
+            params, new = self.step(params, grads, state)
+        if "lr" in state and "lr" not in new:
+            new = {**new, "lr": state["lr"]}
+        return params, new
 
     def __repr__(self):
-        return f"{type(self).__name__}(lr={self.lr})"
+        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({settings})"
 
 
 class Momentum(SGD):
-    """SGD with momentum: ``v ← μ v - η g``, ``w ← w + v``."""
+    """SGD with momentum: ``v ← μ v − η g``, ``w ← w + v``.
+
+    With ``nesterov=True``, Nesterov's accelerated gradient in PyTorch's form, step for step
+    ``torch.optim.SGD(momentum=μ, nesterov=True)``: ``b ← μ b + g``, ``w ← w − η (g + μ b)``. Its
+    buffer ``b`` holds no learning rate (it is the state's ``"buffer"``, not ``"velocity"``), so a
+    changed rate applies to the whole step at once. At a constant rate the plain form is PyTorch's
+    too (``v = −η b``).
+    """
 
     name = "momentum"
 
-    def __init__(self, lr=LR["momentum"], momentum=0.9):
-        super().__init__(lr)
+    def __init__(self, lr=LR["momentum"], momentum=0.9, nesterov=False, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
         self.momentum = check_setting("momentum", momentum, high=1.0, low_ok=True)
+        self.nesterov = check_flag("nesterov", nesterov)
 
     def init_state(self, params):
-        return {"velocity": [_zeros_like(p) for p in params]}
+        key = "buffer" if self.nesterov else "velocity"
+        return {"lr": self.lr, key: [_zeros_like(p) for p in params]}
 
     def step(self, params, grads, state):
-        vs = [self.momentum * v - self.lr * g for g, v in zip(grads, state["velocity"])]
-        return [p + v for p, v in zip(params, vs)], {"velocity": vs}
+        lr, mu = self.rate(state), self.momentum
+        params, grads = self.decay(params, grads, lr)
+        if self.nesterov:
+            bs = [mu * b + g for g, b in zip(grads, state["buffer"])]
+            new = [p - lr * (g + mu * b) for p, g, b in zip(params, grads, bs)]
+            return new, {**state, "buffer": bs}
+        vs = [mu * v - lr * g for g, v in zip(grads, state["velocity"])]
+        return [p + v for p, v in zip(params, vs)], {**state, "velocity": vs}
 
     def step_(self, params, grads, state, ops):
-        vs = [ops.scale_axpy_(v, self.momentum, -self.lr, g)
-              for g, v in zip(grads, state["velocity"])]
-        return [ops.add_(p, v) for p, v in zip(params, vs)], {"velocity": vs}
+        lr, mu = self.rate(state), self.momentum
+        params, grads = self.decay_(params, grads, lr, ops)
+        if self.nesterov:  # PyTorch's own order of operations
+            bs = [ops.add_scaled_(ops.scale_(b, mu), 1.0, g)
+                  for g, b in zip(grads, state["buffer"])]
+            grads = [ops.add_scaled_(g, mu, b) for g, b in zip(grads, bs)]
+            return [ops.axpy_(p, -lr, g) for p, g in zip(params, grads)], {**state, "buffer": bs}
+        vs = [ops.scale_axpy_(v, mu, -lr, g) for g, v in zip(grads, state["velocity"])]
+        return [ops.add_(p, v) for p, v in zip(params, vs)], {**state, "velocity": vs}
 
 
 class Adam(SGD):
     """Adam (Kingma & Ba, 2015), with the bias correction folded into the step size.
 
-    The step count ``t`` is a Python int when steps run one by one, and a 0-d device array inside
-    a compiled step; the bias correction is written so that both work.
+    The step count ``t`` and the rate are Python numbers when steps run one by one, and 0-d
+    device arrays inside a compiled step; the bias correction is written so that both work.
     """
 
     name = "adam"
 
-    def __init__(self, lr=LR["adam"], beta1=0.9, beta2=0.999, eps=1e-8):
-        super().__init__(lr)
+    def __init__(self, lr=LR["adam"], beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
         self.beta1 = check_setting("beta1", beta1, high=1.0, low_ok=True)
         self.beta2 = check_setting("beta2", beta2, high=1.0, low_ok=True)
         self.eps = check_setting("eps", eps)
 
     def init_state(self, params):
-        return {"step": 0, "m": [_zeros_like(p) for p in params],
+        return {"lr": self.lr, "step": 0, "m": [_zeros_like(p) for p in params],
                 "v": [_zeros_like(p) for p in params]}
 
-    def corrected(self, t):
-        """Step t's (step size, ε) with the bias correction folded in."""
+    def corrected(self, t, lr):
+        """Step t's (step size, ε) at rate ``lr``, with the bias correction folded in."""
         c = (1 - self.beta2**t) ** 0.5
-        return self.lr * c / (1 - self.beta1**t), self.eps * c
+        return lr * c / (1 - self.beta1**t), self.eps * c
 
     def step(self, params, grads, state):
-        t = state["step"] + 1
-        size, eps = self.corrected(t)
+        lr, t = self.rate(state), state["step"] + 1
+        params, grads = self.decay(params, grads, lr)
+        size, eps = self.corrected(t, lr)
         b1, b2 = self.beta1, self.beta2
         ms = [b1 * m + (1 - b1) * g for g, m in zip(grads, state["m"])]
         vs = [b2 * v + (1 - b2) * (g * g) for g, v in zip(grads, state["v"])]
         new = [p - size * m / (v**0.5 + eps) for p, m, v in zip(params, ms, vs)]
-        return new, {"step": t, "m": ms, "v": vs}
+        return new, {**state, "step": t, "m": ms, "v": vs}
 
     def step_(self, params, grads, state, ops):
-        t = state["step"] + 1
-        size, eps = self.corrected(t)
+        lr, t = self.rate(state), state["step"] + 1
+        params, grads = self.decay_(params, grads, lr, ops)
+        size, eps = self.corrected(t, lr)
         b1, b2 = self.beta1, self.beta2
         # v first: the m update may consume g
         vs = [ops.scale_addcmul_(v, b2, 1 - b2, g, g) for g, v in zip(grads, state["v"])]
         ms = [ops.scale_axpy_(m, b1, 1 - b1, g) for g, m in zip(grads, state["m"])]
         new = [ops.addcdiv_sqrt_(p, -size, m, v, eps) for p, m, v in zip(params, ms, vs)]
-        return new, {"step": t, "m": ms, "v": vs}
+        return new, {**state, "step": t, "m": ms, "v": vs}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as ``torch.optim.AdamW``:
+    ``W ← W − η λ W`` on the weights, then Adam's step on the plain gradient."""
+
+    name = "adamw"
+    decoupled = True
+
+    def __init__(self, lr=LR["adamw"], beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+        super().__init__(lr, beta1, beta2, eps, weight_decay)
 
 
 def check_setting(name, value, low=0.0, high=math.inf, low_ok=False):
@@ -130,6 +221,20 @@ def check_setting(name, value, low=0.0, high=math.inf, low_ok=False):
     return x
 
 
+def check_flag(name, value):
+    """``value`` as a Python bool (a Python or NumPy bool); otherwise a one-line ValueError."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+@functools.cache
+def rate_is_data(cls):
+    """Whether optimizer class ``cls`` steps with a built-in ``step``, which reads its rate from
+    the state; a custom ``step`` may read ``self.lr``, a constant once compiled."""
+    return next(c for c in cls.__mro__ if "step" in vars(c)).__module__ == __name__
+
+
 @functools.cache
 def _fast_path_is_own(cls):
     definer = next(c for c in cls.__mro__ if "step" in vars(c))
@@ -140,7 +245,7 @@ def _zeros_like(p):
     return array_namespace(p).zeros_like(p)
 
 
-OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Adam)}
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Adam, AdamW)}
 
 
 def get(name, lr=None, **kwargs):

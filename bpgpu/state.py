@@ -25,16 +25,22 @@ import warnings
 
 import numpy as np
 
-from . import optim
+from . import optim, rules
 from ._host import is_whole
 from .errors import DeviceUnavailableError
 from .transform import Standardize
 
 
 def config(net):
-    """The settings that rebuild ``net``'s architecture (JSON-serialisable)."""
-    return {"sizes": list(net.sizes), "activation": net.activation.name,
-            "output": net.output.name, "loss": net.loss.name, "bias": net.bias,
+    """The settings that rebuild ``net``'s architecture (JSON-serialisable). Its rules are kept as
+    names, checked to name rules this process knows (:func:`bpgpu.register`), so that whatever
+    is written can be read back; ``activation`` is one name where the hidden layers share it (as
+    files have always had it), else a list of one per hidden layer."""
+    names = [rules.saved_name("activation", a) for a in net.activations]
+    shared = names if len(set(names)) > 1 else rules.saved_name("activation", net.activation)
+    return {"sizes": list(net.sizes), "activation": shared,
+            "output": rules.saved_name("activation", net.output),
+            "loss": rules.saved_name("loss", net.loss, net.output.name), "bias": net.bias,
             "dtype": net.dtype_name, "seed": net.seed, "fused": net.fused,
             "classes": None if net.classes is None else list(net.classes)}
 
@@ -87,8 +93,10 @@ def _optimizer_meta(opt, opt_state, host):
     for key, value in opt_state.items():
         if isinstance(value, list):
             lists[key] = len(value)
-        else:  # a step count: a Python int, or a 0-d device array where the step is compiled
-            scalars[key] = int(value if isinstance(value, int) else host(value).item())
+        else:  # a Python number, or a 0-d device array where the step is compiled
+            value = value if isinstance(value, (int, float)) else host(value).item()
+            # the learning rate is the one real number; the others count steps
+            scalars[key] = float(value) if key == "lr" else int(value)
     return {"name": opt.name, "hyper": dict(vars(opt)), "scalars": scalars, "lists": lists}
 
 
@@ -155,17 +163,21 @@ def optimizer_of(st):
 
 
 def optimizer_arrays(net, st):
-    """``st``'s optimizer state (lists of arrays, step counts) on ``net``'s device."""
+    """``st``'s optimizer state (lists of arrays, step counts, learning rate) on ``net``'s
+    device."""
     be, dtype = net.backend, net.dtype
     meta, arrays = st["optimizer"], st["arrays"]
+    counts = {k: v for k, v in meta["scalars"].items() if k != "lr"}
     # Step counts: Adam divides by 1 - beta1**step, which a step of -1 makes zero.
-    if not all(is_whole(v) and v >= 0 for v in meta["scalars"].values()):
-        raise ValueError(f"bad optimizer step counts {meta['scalars']}; they must be whole "
-                         "numbers ≥ 0")
+    if not all(is_whole(v) and v >= 0 for v in counts.values()):
+        raise ValueError(f"bad optimizer step counts {counts}; they must be whole numbers ≥ 0")
     with be.context():
         out = {key: [be.asarray(arrays[f"opt.{key}.{i}"], dtype) for i in range(count)]
                for key, count in meta["lists"].items()}
     out.update(meta["scalars"])
+    if "lr" in out:  # the next step's rate; older files lack it (the optimizer's lr is used then)
+        out["lr"] = optim.check_setting("the saved learning rate (optimizer scalar 'lr')",
+                                        out["lr"])
     return out
 
 

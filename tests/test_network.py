@@ -95,8 +95,8 @@ def test_history_and_validation(device):
     net = bpgpu.MLP([6, 8, 3], device=device, seed=0)
     hist = net.fit(X[:40], y[:40], epochs=4, batch_size=10, lr=0.05, optimizer="adam",
                    validation_data=(X[40:], y[40:]))
-    assert set(hist) == {"loss", "accuracy", "val_loss", "val_accuracy", "time"}
-    assert all(len(v) == 4 for v in hist.values())
+    assert set(hist) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "time"}
+    assert all(len(v) == 4 for v in hist.values()) and hist["lr"] == [0.05] * 4
     assert hist["loss"][-1] < hist["loss"][0]
     assert net.history is hist
     ev = bpgpu.evaluate(net, X[40:], y[40:])

@@ -82,7 +82,7 @@ BAD_INPUTS = [
     ("unknown optimizer", lambda: _net().fit(X4, Y3, optimizer="rmsprop"), ValueError,
      "unknown optimizer 'rmsprop'; choose one of: sgd, momentum, adam"),
     ("unknown optimizer option", lambda: _net().fit(X4, Y3, optimizer="sgd", momentum=0.9),
-     TypeError, "optimizer 'sgd' takes lr; got momentum"),
+     TypeError, "optimizer 'sgd' takes lr, weight_decay; got momentum"),
     ("cross-entropy on identity", lambda: bpgpu.MLP([4, 3], output="identity",
                                                     loss="cross_entropy"), ValueError,
      "loss 'cross_entropy' needs a probability output"),

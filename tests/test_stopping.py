@@ -77,7 +77,7 @@ def test_validation_fraction_holds_out_a_stratified_seeded_share():
     train, val = held_out_rows(Y, 0.25, seed=5)
     assert len(val) == 30 and sorted([*train, *val]) == list(range(120))
     shares = [np.mean(Y[val] == k) for k in range(3)]
-    np.testing.assert_allclose(shares, [np.mean(Y == k) for k in range(3)], atol=0.02)
+    np.testing.assert_allclose(shares, [np.mean(k == Y) for k in range(3)], atol=0.02)
     assert np.array_equal(held_out_rows(Y, 0.25, seed=5)[1], val)
     text = np.array(["a", "b", "c"])[Y]  # text labels stratify the same way
     assert np.array_equal(held_out_rows(text, 0.25, seed=5)[1], val)

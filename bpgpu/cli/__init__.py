@@ -56,24 +56,37 @@ def build_parser():
                         "lecture's cafeteria and xor, nor with --trace)")
     t.add_argument("--layers", help="widths, input first, e.g. 64,32,10 (default: "
                                     "features,32,outputs)")
-    t.add_argument("--activation", help="hidden activation: identity, logistic, tanh, relu "
-                                        f"(default {defaults.ACTIVATION})")
+    t.add_argument("--activation", help="hidden activation: identity, logistic, tanh, relu, "
+                                        "for every hidden layer, or one per hidden layer, "
+                                        f"e.g. tanh,relu (default {defaults.ACTIVATION})")
     t.add_argument("--output", help="output activation (default: follows the loss)")
     t.add_argument("--loss", help="cross_entropy, sse or mse (default: cross_entropy for "
                                   "classes, sse for targets)")
-    t.add_argument("--optimizer", choices=["sgd", "momentum", "adam"],
+    t.add_argument("--optimizer", choices=["sgd", "momentum", "adam", "adamw"],
                    help=f"default {defaults.OPTIMIZER}; with --trace sgd (the lecture's delta "
                         "rule)")
     t.add_argument("--lr", type=float, default=None,
                    help="learning rate η (default: " + ", ".join(
                        f"{v:g} for {k}" for k, v in defaults.LR.items()) + ")")
+    t.add_argument("--schedule", metavar="SPEC",
+                   help="learning-rate schedule from --lr: cosine, cosine:WARMUP, "
+                        "step:SIZE[:GAMMA], exp:GAMMA, invscaling[:POWER], plateau[:PATIENCE] "
+                        "(default: constant)")
+    t.add_argument("--weight-decay", type=float, default=None, metavar="λ",
+                   help="L2 on the weights, not the biases (∂E/∂W += λW); with adamw, decoupled "
+                        "decay (default 0, adamw 0.01)")
+    t.add_argument("--nesterov", action="store_true",
+                   help="Nesterov momentum (with --optimizer momentum)")
+    t.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                   help="stop when the held-out loss (see --val-fraction) has not improved for "
+                        "PATIENCE epochs, and keep the best epoch's weights")
     t.add_argument("--epochs", type=int, default=defaults.EPOCHS)
     t.add_argument("--batch-size", default=str(defaults.BATCH_SIZE),
                    help="N (mini-batch), full (batch) or 1 (online)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     t.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share held out for validation (default 0.2)")
+                   help="share held out for validation and --early-stopping (default 0.2)")
     t.add_argument("--no-bias", action="store_true", help="layers without bias")
     t.add_argument("--save", metavar="PATH",
                    help="write the trained model as safetensors (any suffix; .safetensors is the "

@@ -42,8 +42,18 @@ def _significant(value, digits=4):
 
 
 def _resumed(s):
-    earlier = s["epochs"] - s["epochs_this_run"]
-    return f" ({earlier} from the checkpoint)" if earlier else ""
+    """How the run went beside its epoch count: resumed, stopped early, a scheduled rate."""
+    notes = []
+    if s.get("resumed_from"):
+        notes.append(f"{s['resumed_from']} from the checkpoint")
+    if s.get("stopped_epoch"):
+        notes.append(f"stopped early at epoch {s['stopped_epoch']}; the weights of epoch "
+                     f"{s['best_epoch']}, the best held-out loss, are kept")
+    elif s.get("best_epoch") and s["best_epoch"] != s["epochs"]:
+        notes.append(f"the weights of epoch {s['best_epoch']}, the best, are kept")
+    if s.get("final_lr") is not None and s["final_lr"] != s["lr"]:
+        notes.append(f"last rate {s['final_lr']:.3g}")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _acc(value):

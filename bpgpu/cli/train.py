@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 
-from .. import datasets, defaults
+from .. import datasets, defaults, schedules
 from ..registry import get_backend
-from ..training import learn_transforms
+from ..training import EarlyStopping, learn_transforms
 from ..validation import check_lr, check_schedule, check_seed, check_sizes
 
 
@@ -20,6 +20,8 @@ def train(args):
     from .report import check_plot
 
     check_seed(args.seed, "--seed")
+    options = _optimizer_options(args)  # settings checked before any data is read
+    schedules.get(args.schedule, epochs=max(args.epochs, 1))
     if args.plot:
         check_plot(args.plot)
     for path in (args.save, args.plot):  # fail now, not after the training they would record
@@ -56,18 +58,54 @@ def train(args):
         return _finish(args, net, None)
     run_epochs = []
     t0 = time.perf_counter()
+    stopping = _stopping(args, len(Xv))
+    callbacks = [lambda net, epoch, logs: run_epochs.append(epoch), *stopping]
     hist = net.fit(Xt, yt, epochs=args.epochs, batch_size=batch_size, lr=lr,
-                   optimizer=args.optimizer, validation_data=(Xv, yv) if len(Xv) else None,
+                   schedule=args.schedule, optimizer=args.optimizer,
+                   validation_data=(Xv, yv) if len(Xv) else None,
                    verbose=sys.stdout.isatty() and not (args.quiet or args.json
                                                         or args.no_progress),
                    checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                   resume=args.resume, comm=comm, compile=args.compile,
-                   callbacks=[lambda net, epoch, logs: run_epochs.append(epoch)])
+                   resume=args.resume, comm=comm, compile=args.compile, callbacks=callbacks,
+                   **options)
     elapsed = time.perf_counter() - t0
     extra = rmse(net, Xv, yv) if len(Xv) and net.task == "regress" else {}
+    if stopping and stopping[0].best_epoch is not None:  # the weights are the best epoch's
+        extra.update(best_epoch=stopping[0].best_epoch, stopped_epoch=stopping[0].stopped_epoch)
     _report(args, net, data, hist, comm, lr, batch_size, len(Xt), len(run_epochs), elapsed,
             extra)
     return 0
+
+
+def _scores_of(hist, best_epoch):
+    """The history's scores of the epoch whose weights the network ends with: the last, or
+    the best one that early stopping restored; and the last epoch's learning rate."""
+    row = -1 if best_epoch is None else best_epoch - 1
+    scores = {k: v[row] for k, v in hist.items() if k not in ("time", "lr") and v}
+    if hist.get("lr"):
+        scores["final_lr"] = hist["lr"][-1]
+    return scores
+
+
+def _optimizer_options(args):
+    """The optimizer settings given on the command line (the optimizer's defaults otherwise)."""
+    options = {}
+    if args.weight_decay is not None:
+        options["weight_decay"] = args.weight_decay
+    if args.nesterov:
+        if args.optimizer != "momentum":
+            raise ValueError("--nesterov is Nesterov momentum: use it with --optimizer momentum")
+        options["nesterov"] = True
+    return options
+
+
+def _stopping(args, n_held_out):
+    """``--early-stopping``'s callback: on the held-out loss, or the training loss where the
+    data set is too small to hold rows out."""
+    if args.early_stopping is None:
+        return []
+    monitor = "val_loss" if n_held_out else "loss"
+    return [EarlyStopping(monitor=monitor, patience=args.early_stopping, restore_best=True)]
 
 
 def rmse(net, X, T):
@@ -133,11 +171,12 @@ def _report(args, net, data, hist, comm, lr, batch_size, n_train, epochs_run, el
     summary = {"device": net.device, "dataset": data.name, "layers": net.sizes,
                "optimizer": args.optimizer, "lr": lr,
                "batch_size": "full" if batch_size == "full" else batch_size,
-               "epochs": args.epochs, "epochs_this_run": epochs_run, "seconds": elapsed,
+               "epochs": len(hist.get("loss", [])), "epochs_this_run": epochs_run,
+               "resumed_from": len(hist.get("loss", [])) - epochs_run, "seconds": elapsed,
                "samples_per_s": n_train * epochs_run / elapsed if elapsed > 0 else None,
                "task": net.task, "standardized": net.input_transform is not None,
                "standardized_targets": net.target_transform is not None,
-               **{k: v[-1] for k, v in hist.items() if k != "time" and v}, **extra}
+               **_scores_of(hist, extra.get("best_epoch")), **extra}
     if getattr(args, "gradient_check", None) is not None:
         summary["gradient_check"] = args.gradient_check
     if comm is not None:
@@ -195,7 +234,8 @@ def _model_config(args, data):
     n_in, n_out = data.n_features, data.n_outputs
     layers = _layers(args.layers, hints.get("layers") or [n_in, *defaults.HIDDEN, n_out], data)
     cfg = {"layers": layers,
-           "activation": args.activation or hints.get("activation", defaults.ACTIVATION),
+           "activation": (_activation(args.activation, layers) if args.activation
+                          else hints.get("activation", defaults.ACTIVATION)),
            "loss": args.loss or hints.get("loss") or
            ("cross_entropy" if data.n_classes is not None else "sse"),
            "output": args.output or hints.get("output"),
@@ -224,6 +264,19 @@ def _layers(text, default, data):
         raise ValueError(f"--layers ends with {layers[-1]} but {data.name} has "
                          f"{data.n_outputs} outputs")
     return layers
+
+
+def _activation(text, layers):
+    """``--activation``: one name for every hidden layer, or comma-separated names, one each."""
+    names = [s.strip() for s in text.split(",")]
+    if len(names) == 1:
+        return names[0]
+    n_hidden = len(layers) - 2
+    if len(names) != n_hidden:
+        raise ValueError(f"--activation names {len(names)} activations, but layers "
+                         f"{','.join(map(str, layers))} have {n_hidden} hidden "
+                         f"layer{'s' * (n_hidden != 1)}; give one for all, or one per hidden layer")
+    return names
 
 
 def _batch_size(text, epochs):

@@ -31,7 +31,8 @@ def save(path, trainer, epoch, history, settings):
     """Write ``trainer``'s network and optimizer state after ``epoch`` to ``path``."""
     st = states.capture(trainer.net, trainer)
     st["history"] = history
-    st["checkpoint"] = {"epoch": epoch, "settings": settings}
+    st["checkpoint"] = {"epoch": epoch, "settings": settings,
+                        "schedule": trainer.schedule.state_dict()}
     io.write(path, st)
 
 
@@ -61,7 +62,7 @@ def restore_net(net, path, opt, settings):
     if ckpt.get("settings") != settings:
         raise ValueError(f"{path} was written with {ckpt.get('settings')}, not {settings}; "
                          "resume with the same batch size and shuffling")
-    if saved.get("hyper") != vars(opt):
+    if vars(states.optimizer_of(st)) != vars(opt):  # settings an older file lacks: defaults
         warnings.warn(f"resuming {path} with optimizer settings {vars(opt)}; the checkpoint was "
                       f"written with {saved.get('hyper')}", UserWarning, stacklevel=4)
     _guarded(path, states.apply, net, st)
@@ -75,6 +76,8 @@ def restore_trainer(trainer, st, path):
 
 def _restore_trainer(trainer, st):
     states.restore_optimizer(trainer, st)
+    if st["checkpoint"].get("schedule") is not None:  # a plateau's best value and wait, ...
+        trainer.schedule.load_state_dict(st["checkpoint"]["schedule"])
     history = st.get("history") or {}
     return int(st["checkpoint"]["epoch"]), {k: list(v) for k, v in history.items()}
 

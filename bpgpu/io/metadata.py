@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 
-from .. import optim
+from .. import optim, rules
 from .. import state as states
 from ..errors import ModelFileError
 from ..transform import Standardize
@@ -94,9 +94,11 @@ def _check_config(cfg):
 
 
 def _check_config_values(cfg):
-    for key in ("activation", "output", "loss"):
+    _check_activation(cfg["activation"], len(cfg["sizes"]) - 2)
+    for key in ("output", "loss"):
         if not (isinstance(cfg[key], str) or (key == "output" and cfg[key] is None)):
             raise _invalid(f"config {key!r}", f"must be a name, got {short(cfg[key])}")
+    _check_known_rules(cfg)
     if not isinstance(cfg.get("fused", True), bool):
         raise _invalid("config 'fused'", f"must be true or false, got {short(cfg['fused'])}")
     seed = cfg.get("seed")
@@ -107,6 +109,30 @@ def _check_config_values(cfg):
             check_classes(cfg["classes"], cfg["sizes"][-1])
         except ValueError as exc:
             raise _invalid("config 'classes'", f"are wrong ({clip(exc)})") from None
+
+
+def _check_activation(activation, n_hidden):
+    """One name for every hidden layer, or a list of one name per hidden layer."""
+    if isinstance(activation, str):
+        return
+    if (not isinstance(activation, list) or len(activation) != n_hidden
+            or not all(isinstance(a, str) for a in activation)):
+        raise _invalid("config 'activation'", f"must be a name or a list of {n_hidden} names "
+                                              f"(one per hidden layer), got {short(activation)}")
+
+
+def _check_known_rules(cfg):
+    """Every rule the config names is one this process knows, built in or registered: a file
+    holds names, never code, so a custom rule must be registered before its file is read."""
+    hidden = cfg["activation"] if isinstance(cfg["activation"], list) else [cfg["activation"]]
+    for what, kind, name in (*(("activation", "activation", a) for a in hidden),
+                             ("output activation", "activation", cfg["output"]),
+                             ("loss", "loss", cfg["loss"])):
+        if name is not None and not rules.known(kind, name):
+            raise ModelFileError(f"it uses {what} {short(name)}, which this process does not "
+                                 f"know (an unknown {what}: not built in, nor registered); "
+                                 "import the code that defines it and call bpgpu.register on "
+                                 "it before loading")
 
 
 def _check_rng(rng):
@@ -150,8 +176,10 @@ def _check_optimizer(opt, n_params):
     if not isinstance(name, str) or name not in optim.OPTIMIZERS:
         raise _invalid("optimizer 'name'", f"must be one of {sorted(optim.OPTIMIZERS)}, got "
                                            f"{short(name)}")
-    if not isinstance(hyper, dict) or not all(type(v) in (int, float) for v in hyper.values()):
-        raise _invalid("optimizer 'hyper'", f"must map settings to numbers, got {short(hyper)}")
+    if not isinstance(hyper, dict) or not all(type(v) in (int, float, bool)
+                                              for v in hyper.values()):
+        raise _invalid("optimizer 'hyper'", f"must map settings to numbers (nesterov to true or "
+                                            f"false), got {short(hyper)}")
     try:
         fresh = optim.get(name, **hyper).init_state([])
     except (TypeError, ValueError) as exc:
@@ -166,18 +194,33 @@ def _check_optimizer(opt, n_params):
 
 
 def _check_scalars(scalars, want):
-    """The optimizer's step counts: whole numbers (Adam divides by 1 - beta1**step)."""
-    if (not isinstance(scalars, dict) or sorted(scalars) != want
-            or not all(_whole(v, 0, 1 << 62) for v in scalars.values())):
-        raise _invalid("optimizer 'scalars'", f"must be {want} as whole numbers in [0, 2**62), "
-                                              f"got {short(scalars)}")
+    """The optimizer's step counts, whole numbers (Adam divides by 1 - beta1**step), and the
+    next step's learning rate ``lr``, a finite number > 0 (absent from files written before
+    the rate was state: the optimizer's ``lr`` is used then)."""
+    counts = [k for k in want if k != "lr"]
+    if not isinstance(scalars, dict) or not set(scalars) <= set(want):
+        raise _invalid("optimizer 'scalars'", f"must be {want}, got {short(scalars)}")
+    steps = {k: v for k, v in scalars.items() if k != "lr"}
+    if sorted(steps) != counts or not all(_whole(v, 0, 1 << 62) for v in steps.values()):
+        raise _invalid("optimizer 'scalars'", f"must be {counts} as whole numbers in [0, 2**62), "
+                                              f"got {short(steps)}")
+    lr = scalars.get("lr")
+    if lr is not None and (type(lr) not in (int, float) or not 0 < lr < float("inf")):
+        raise _invalid("optimizer 'scalars' 'lr'", f"(the next step's learning rate) must be a "
+                                                   f"finite number > 0, got {short(lr)}")
 
 
 def _check_checkpoint(ckpt):
+    """The epoch, the batch settings and (since schedules) the learning-rate schedule's state."""
     if ckpt is None:
         return
-    if not isinstance(ckpt, dict) or set(ckpt) != {"epoch", "settings"}:
-        raise _invalid("checkpoint", f"must hold epoch and settings, got {short(ckpt)}")
+    if not isinstance(ckpt, dict) or not {"epoch", "settings"} <= set(ckpt) <= {
+            "epoch", "settings", "schedule"}:
+        raise _invalid("checkpoint", f"must hold epoch and settings (and a schedule), got "
+                                     f"{short(ckpt)}")
+    if ckpt.get("schedule") is not None and not _flat(ckpt["schedule"]):
+        raise _invalid("checkpoint 'schedule'", f"must be an object of plain values, got "
+                                                f"{short(ckpt['schedule'])}")
     if not _whole(ckpt["epoch"], 0, 1 << 53):
         raise _invalid("checkpoint 'epoch'", f"must be a whole number ≥ 0, got "
                                              f"{short(ckpt['epoch'])}")

@@ -36,7 +36,9 @@ def _trace(net, X, y, epochs, bs, lr, optimizer, shuffle, out):
     Xd = net.device_inputs(X)
     Td = net.device_targets(y, Xd.shape[0])
     trainer = Trainer(net, optimizer, lr=lr)
-    hidden = f"{net.activation.name} hidden" if len(net.sizes) > 2 else "no hidden layer"
+    names = [a.name for a in net.activations]  # "tanh" when shared, else "tanh/relu" by layer
+    label = names[0] if len(set(names)) == 1 else "/".join(names)
+    hidden = f"{label} hidden" if names else "no hidden layer"
     print(f"network {'-'.join(map(str, net.sizes))}, {hidden}, {net.output.name} output, "
           f"loss {net.loss.name}, {optimizer} with η = {lr:g}", file=out)
     run = EpochRunner(trainer, Xd, Td, bs, shuffle, classify=False)

@@ -14,8 +14,12 @@ Parameters (both estimators)
 ----------------------------
 hidden_layer_sizes : int or tuple of int, default (32,)
     Widths of the hidden layers; the input and output widths come from the data.
-activation : str, default "logistic"
-    Hidden-layer activation: ``identity``, ``logistic``, ``tanh`` or ``relu``.
+activation : str, Activation, or list of them, default "logistic"
+    Hidden-layer activation: ``identity``, ``logistic``, ``tanh``, ``relu`` or a custom rule
+    (a :class:`bpgpu.activations.Activation`, or the name :func:`bpgpu.register` knows it by),
+    for every hidden layer; or a list of one per hidden layer (``["tanh", "relu"]`` with
+    ``hidden_layer_sizes=(32, 16)``). A custom rule must be registered (:func:`bpgpu.register`)
+    wherever the estimator is pickled or unpickled.
 loss : str or None
     ``None`` is ``"cross_entropy"`` for the classifier (softmax outputs, one per class, also for
     two classes; logistic outputs for multilabel targets) and ``"sse"`` for the regressor (the

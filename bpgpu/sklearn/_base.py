@@ -87,6 +87,15 @@ class BPEstimator(BaseEstimator):
                              f"got {self.loss!r}")
         return name
 
+    def _activation(self, n_hidden):
+        """``activation`` as MLP takes it; a list (or tuple) has one per hidden layer."""
+        act = self.activation
+        if isinstance(act, (list, tuple)) and len(act) != n_hidden:
+            raise ValueError(f"activation lists {len(act)} activations, but hidden_layer_sizes "
+                             f"has {n_hidden} layer{'s' * (n_hidden != 1)}; give one per hidden "
+                             "layer, or one for all")
+        return act
+
     def _schedule(self):
         """(epochs, batch_size, lr), checked, as the Python numbers bpgpu.fit accepts; ``lr=None``
         is the optimizer's default (:mod:`bpgpu.defaults`)."""
@@ -131,8 +140,8 @@ class BPEstimator(BaseEstimator):
         if device is None and namespace_of(X) is not None:
             device = device_spec_of(X)  # array API dispatch: train where the data already are
         sizes = [X.shape[1], *self._hidden_sizes(), n_outputs]
-        self.net_ = MLP(sizes, self.activation, output, self._loss_name(), device=device,
-                        dtype=self.dtype, seed=self._seed())
+        self.net_ = MLP(sizes, self._activation(len(sizes) - 2), output, self._loss_name(),
+                        device=device, dtype=self.dtype, seed=self._seed())
         self.device_ = self.net_.device
         self.n_outputs_ = n_outputs
         self.out_activation_ = self.net_.output.name

@@ -11,15 +11,17 @@ buffers is the exception: each step's all-reduce goes through host memory).
 
 The wing's rooms: :mod:`~bpgpu.training.step` (the :class:`Trainer` and its pure step),
 :mod:`~bpgpu.training.epoch` (the epoch loop, step by step or compiled), :mod:`~bpgpu.training.fit`
-(:func:`fit`), :mod:`~bpgpu.training.evaluate` (scoring) and :mod:`~bpgpu.training.progress` (the
-progress bar).
+(:func:`fit`), :mod:`~bpgpu.training.callbacks` (:class:`EarlyStopping`, :class:`StopTraining`),
+:mod:`~bpgpu.training.evaluate` (scoring) and :mod:`~bpgpu.training.progress` (the progress bar).
 """
 
+from .callbacks import EarlyStopping, StopTraining
 from .epoch import EpochRunner, StepHook, epoch_function
 from .evaluate import chunk_totals, count_correct, evaluate, evaluate_arrays, is_classification
 from .fit import fit, learn_transforms, warn_if_saturated
 from .step import MODES, Trainer, resolve_mode
 
-__all__ = ["MODES", "EpochRunner", "StepHook", "Trainer", "chunk_totals", "count_correct",
+__all__ = ["MODES", "EarlyStopping", "EpochRunner", "StepHook", "StopTraining", "Trainer",
+           "chunk_totals", "count_correct",
            "epoch_function", "evaluate", "evaluate_arrays", "fit", "is_classification",
            "learn_transforms", "resolve_mode", "warn_if_saturated"]

@@ -46,6 +46,7 @@ class EpochRunner:
 
     def _epoch(self, hook):
         net, xp = self.net, self.net.xp
+        self.trainer.follow_lr()
         perm = _host.permutation(net.shuffle_rng, self.n) if self.shuffle else None
         # What a divergence rolls back to: the parameters and the optimizer state. A compiled
         # epoch is given no buffers to reuse, so its inputs stay intact; elsewhere they may be
@@ -117,10 +118,11 @@ class EpochRunner:
     def _restore(self, snapshot, what):
         self.net.replace_params(snapshot[0])
         self.trainer.state = snapshot[1]
-        lr = self.trainer.opt.lr
+        lr, rate = self.trainer.opt.lr, self.trainer.rate
+        now = "" if rate == lr else f"; this epoch's rate {rate:g}"
         raise TrainingDiverged(
             f"{what} in epoch {self.epochs_done}; the weights are those after "
-            f"epoch {self.epochs_done - 1}; lower the learning rate (lr={lr:g})", lr=lr)
+            f"epoch {self.epochs_done - 1}; lower the learning rate (lr={lr:g}{now})", lr=lr)
 
 
 def epoch_function(trainer, size, params, state, X, T, labels, order):

@@ -7,7 +7,7 @@ import contextlib
 import time
 import warnings
 
-from .. import _host, defaults, optim
+from .. import _host, defaults, optim, schedules
 from ..backends import to_numpy
 from ..datasets import held_out_rows
 from ..distributed import DataParallel
@@ -27,7 +27,7 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
         optimizer=defaults.OPTIMIZER, shuffle=True, validation_data=None, verbose=False,
         callbacks=(), checkpoint=None, checkpoint_every=1, resume=None, comm=None,
         compile="auto", standardize=False, end_metrics=False, validation_fraction=None,
-        **optimizer_options):
+        schedule=None, **optimizer_options):
     """Train ``net`` on (X, y) by backpropagation and return the per-epoch history.
 
     A second ``fit`` on the same network continues the first: it runs ``epochs`` more epochs,
@@ -48,10 +48,19 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
     batch_size : int, "full" or None, default 32
         Examples per step: ``"full"``/``None`` is batch learning (one step per epoch over the
         whole set), 1 is online learning, anything between is mini-batch learning.
-    lr : float, optional
-        The learning rate η; default 0.01 for adam, 0.1 for sgd, 0.05 for momentum (the one table
-        of defaults, :mod:`bpgpu.defaults`, shared with ``bpgpu train`` and the estimators).
-    optimizer : {"adam", "sgd", "momentum"}, default "adam"
+    lr : float, schedule or callable, optional
+        The learning rate η; default 0.01 for adam and adamw, 0.1 for sgd, 0.05 for momentum (the
+        one table of defaults, :mod:`bpgpu.defaults`, shared with ``bpgpu train`` and the
+        estimators). A schedule from :mod:`bpgpu.schedules` (or its command-line form, such as
+        ``"cosine"``), or a function ``f(epoch) -> rate`` (0-based epoch, counted over every
+        ``fit``), sets each epoch's rate from the optimizer's default base rate; on a compiling
+        device the rate enters the compiled step as data, so it compiles no more often. The
+        history records each epoch's ``lr``; checkpoints keep the schedule's state.
+    schedule : schedule, str or callable, optional
+        A schedule beside a numeric ``lr``, which is then its base rate η0
+        (``fit(lr=0.05, schedule="cosine")``).
+    optimizer : {"adam", "adamw", "sgd", "momentum"}, default "adam"
+        Or a registered optimizer's name (:func:`bpgpu.register`), or an optimizer object.
     shuffle : bool
         Visit the examples in a new random order every epoch (seeded by the net's seed).
     validation_data : (X_val, y_val), optional
@@ -96,7 +105,9 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
         ``accuracy`` are the running means over the epoch's batches, each batch scored with the
         weights it was trained from (as Keras reports them).
     **optimizer_options
-        ``momentum`` for momentum; ``beta1``, ``beta2``, ``eps`` for Adam.
+        ``weight_decay`` for every optimizer (L2 on the weights, not the biases:
+        ∂E/∂W += λ W; for adamw, decoupled decay W ← W − η λ W, default 0.01); ``momentum`` and
+        ``nesterov`` for momentum; ``beta1``, ``beta2``, ``eps`` for Adam and AdamW.
 
     Returns
     -------
@@ -121,7 +132,8 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
     """
     epochs, batch_size = check_schedule(epochs, batch_size)
     every = check_every(checkpoint_every)
-    opt = optim.get(optimizer, lr=lr, **optimizer_options)  # it checks its own settings
+    base, schedule = schedules.split(lr, schedule)
+    opt = optim.get(optimizer, lr=base, **optimizer_options)  # it checks its own settings
     mode = resolve_mode(net.backend, compile, comm)
     settings = {"batch_size": batch_size, "shuffle": bool(shuffle)}
     if checkpoint is not None:
@@ -137,12 +149,14 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
         resumed = checkpoints.restore_net(net, resume, opt, settings) if resume else None
         parallel = DataParallel(comm, net.backend) if comm is not None else None
         trainer = Trainer(net, opt, parallel=parallel, compile="none" if mode == "none" else "step")
-        if resumed:
+        if resumed:  # the schedule spans the total; the checkpoint restores its state
+            trainer.schedule = schedules.get(schedule, epochs=epochs)
             start, history = checkpoints.restore_trainer(trainer, *resumed)
             stop = epochs
         else:
             start, history = _continued(net, trainer)
             stop = start + epochs
+            trainer.schedule = schedules.get(schedule, epochs=stop)
         if start == 0 and (parallel is None or parallel.rank == 0):
             warn_if_saturated(net, Xd, Td)
         run = EpochRunner(trainer, Xd, Td, batch_size, shuffle, is_classification(net, y), mode)
@@ -259,9 +273,11 @@ class _Loop:
     def _epoch(self, bar, epoch, last, history):
         """Train, score and record one epoch; True when a callback stopped the run."""
         run, t0 = self.run, time.perf_counter()
+        rate = run.trainer.begin_epoch(epoch)
         logs = run.epoch(bar)
         logs.update(self._scores(run))
-        logs["time"] = time.perf_counter() - t0
+        run.trainer.end_epoch(epoch, logs)  # a plateau schedule watches the epoch's scores
+        logs["lr"], logs["time"] = rate, time.perf_counter() - t0
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
         bar.epoch_done(epoch + 1, logs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from array_api_compat import device
 
-from .. import defaults, optim
+from .. import defaults, optim, schedules
 from ..network import labels_of
 from ..registry import COMPILING_DEVICES
 
@@ -44,27 +44,49 @@ class Trainer:
     >>> tr = Trainer(net, "momentum", lr=0.05)                          # doctest: +SKIP
     >>> out = tr.step(X, T)   # X, T already on net's device: forward, backward, update
 
+    The learning rate of the next steps is data in the optimizer state (``state["lr"]``), set
+    by :meth:`set_lr`, or once per epoch from :attr:`schedule` by :meth:`begin_epoch`; a new rate
+    never compiles the step again.
+
+    Attributes
+    ----------
+    schedule : bpgpu.schedules.Schedule
+        The learning-rate schedule :meth:`begin_epoch` follows (the constant rate by default).
+    rate : float
+        The learning rate of the next step, as last set (read without a device transfer).
+
     Parameters
     ----------
     net : MLP
-    optimizer : str or optimizer object ({"sgd", "momentum", "adam"}), default "adam"
-    lr : float, optional
-        Default: the optimizer's, from :mod:`bpgpu.defaults`.
+    optimizer : str or optimizer object ({"sgd", "momentum", "adam", "adamw"}), default "adam"
+    lr : float, schedule or callable, optional
+        The base rate η0 (default: the optimizer's, from :mod:`bpgpu.defaults`); or a schedule
+        (a :class:`bpgpu.schedules.Schedule`, or ``f(epoch) -> rate``) over the optimizer's
+        default η0.
     compile : {"auto", "none", "step"}
         ``"step"`` compiles the step once per shape on devices that compile (JAX); ``"auto"``
         does so where the device can.
+    schedule : schedule, str or callable, optional
+        The learning-rate schedule over a numeric ``lr``: a :class:`bpgpu.schedules.Schedule`, a
+        command-line form such as ``"step:10:0.5"`` (:func:`bpgpu.schedules.from_spec`; a
+        ``"cosine"`` needs ``epochs``) or ``f(epoch) -> rate``. Default: the constant rate.
+    epochs : int, optional
+        The run's length in epochs, for a ``"cosine"`` schedule given by name.
     **options
-        Further optimizer settings (``momentum``, ``beta1``, ...).
+        Further optimizer settings (``momentum``, ``nesterov``, ``beta1``, ``weight_decay``, ...).
     """
 
     def __init__(self, net, optimizer=defaults.OPTIMIZER, lr=None, parallel=None, compile="auto",
-                 **options):
+                 schedule=None, epochs=None, **options):
         self.net = net
-        self.opt = optim.get(optimizer, lr=lr, **options)
+        base, self.schedule = schedules.resolve(lr, schedule, epochs)
+        self.opt = optim.get(optimizer, lr=base, **options)
         self.parallel = parallel
         self.mode = resolve_mode(net.backend, compile, parallel, epochs=False)
         with net.backend.context():
             self.state = self.opt.init_state(net.params)
+        self.rate = self.opt.lr  # the current learning rate, kept on the host
+        self._base = self.opt.lr  # the base rate the state's rate was last taken from
         self._compiled = {}
         self._checked = set()  # the batch shapes step has checked
 
@@ -78,7 +100,41 @@ class Trainer:
         if type(opt) is not type(self.opt) or vars(opt) != vars(self.opt):
             return False
         self.state = state
+        self.set_lr(self.opt.lr)  # not the last fit's scheduled rate: begin_epoch sets its own
         return True
+
+    def set_lr(self, value):
+        """Make ``value`` (a number > 0) the learning rate of the steps that follow, and return
+        it as a float: a Python float in the state where steps run one by one, a 0-d device
+        array of the parameters' dtype where they are compiled (new data, not a new
+        compilation)."""
+        rate = optim.check_setting("lr (the learning rate η)", value)
+        be = self.net.backend
+        if self.mode == "none":
+            lr = rate
+        else:
+            with be.context():
+                lr = be.asarray(rate, self.net.dtype)
+        self.state = {**self.state, "lr": lr}  # a new dict: a rollback snapshot may hold the old
+        self.rate = rate
+        return rate
+
+    def follow_lr(self):
+        """Take up a base rate set on the optimizer itself (``trainer.opt.lr = 0.5``) since the
+        state's rate was last set from it."""
+        if self.opt.lr != self._base:
+            self._base = self.opt.lr
+            self.set_lr(self.opt.lr)
+
+    def begin_epoch(self, epoch):
+        """Set the rate of ``epoch`` (0-based, counting every epoch the network has trained)
+        from :attr:`schedule` and the optimizer's base rate; return it, for the history."""
+        self.follow_lr()
+        return self.set_lr(schedules.rate_at(self.schedule, epoch, self.opt.lr))
+
+    def end_epoch(self, epoch, logs):
+        """Tell :attr:`schedule` how ``epoch`` went (its logs: ``loss``, ``val_loss``, ...)."""
+        self.schedule.observe(epoch, logs)
 
     def step(self, X, T):
         """One training step — forward, backward, update — returning the batch's outputs.
@@ -93,6 +149,7 @@ class Trainer:
         if key not in self._checked:
             self._check_batch(X, T)
             self._checked.add(key)
+        self.follow_lr()
         with self.net.backend.context():
             return self.step_in_context(X, T)
 
@@ -148,16 +205,19 @@ class Trainer:
 
     def compiled(self, name, fn, donate=(0, 1)):
         """``fn`` compiled by the backend (by default parameters and state donated), kept per
-        name until the optimizer's settings change (a changed learning rate is a new
-        compilation)."""
-        settings = [v for v in vars(self.opt).values() if isinstance(v, (int, float, str))]
+        name until the optimizer's settings change. The learning rate is not one of them for the
+        built-in rules, which read it from the state as data (a custom ``step`` may read
+        ``self.lr`` instead: for it a new ``lr`` is a new compilation)."""
+        data = optim.rate_is_data(type(self.opt))
+        settings = [(k, v) for k, v in vars(self.opt).items()
+                    if (k != "lr" or not data) and isinstance(v, (int, float, str))]
         settings.append(type(self.opt))
         entry = self._compiled.get(name)
         if entry is None or entry[0] != settings:
             be = self.net.backend
             entry = self._compiled[name] = settings, be.compile(fn, donate=donate)
-            # A counter (Adam's t) is carried on the device in the parameters' float dtype: exact
-            # to 2^24 steps in float32, and its powers then stay in that dtype.
+            # A counter (Adam's t) and the rate are carried on the device in the parameters'
+            # float dtype: t is exact to 2^24 steps in float32, and its powers stay in that dtype.
             self.state = {k: be.asarray(v, self.net.dtype) if isinstance(v, (int, float)) else v
                           for k, v in self.state.items()}
         return entry[1]
