@@ -124,6 +124,9 @@ def check_classes(classes, n_outputs):
         raise ValueError(f"classes must be a list of numbers or of strings, got {classes!r}")
     if len(set(labels)) != len(labels):
         raise ValueError(f"classes must not repeat a label, got {classes!r}")
+    if len(labels) < 2:
+        raise ValueError(f"classes needs two labels or more (a classifier chooses between "
+                         f"them), got {classes!r}")
     if len(labels) != n_outputs and not (n_outputs == 1 and len(labels) == 2):
         raise ValueError(f"{len(labels)} classes for {n_outputs} outputs; give one label per "
                          "output (two for a single logistic output)")

@@ -83,7 +83,7 @@ def _read_features(path, n_features, header):
     if p.suffix == ".npy":
         return datasets.read_npy(p)
     if p.suffix == ".npz":
-        return datasets.read_npz(p).X
+        return datasets.read_npz(p, labels=False).X
     return datasets.read_csv(p, header=header, n_features=n_features).X
 
 

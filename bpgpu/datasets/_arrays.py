@@ -63,7 +63,7 @@ def _npz_labels(path: Path, y: np.ndarray, n: int) -> np.ndarray:
     return y.astype(np.float64)
 
 
-def read_npz(path: str | Path) -> Table:
+def read_npz(path: str | Path, labels: bool = True) -> Table:
     """Read arrays ``X`` and ``y`` from a file written by ``np.savez`` or ``np.savez_compressed``.
 
     Parameters
@@ -71,6 +71,9 @@ def read_npz(path: str | Path) -> Table:
     path : str or Path
         The .npz file: ``X`` 2-D numbers; ``y`` 1-D (or one column), numbers or strings.
         Nothing is unpickled.
+    labels : bool, default True
+        Read ``y`` too; ``False`` reads ``X`` alone (features to predict from), and ``labels``
+        is then None.
 
     Returns
     -------
@@ -93,10 +96,10 @@ def read_npz(path: str | Path) -> Table:
     if isinstance(archive, np.ndarray):
         raise DatasetError(f"{path} holds a single array; save it with np.savez(path, X=X, y=y)")
     with archive:
-        X, y = _npz_array(path, archive, "X"), _npz_array(path, archive, "y")
-    X = _npz_features(path, X)
-    labels = _npz_labels(path, y, X.shape[0])
-    return Table(X, labels, None, note(X, labels, ["NumPy .npz"]))
+        X = _npz_features(path, _npz_array(path, archive, "X"))
+        y = _npz_array(path, archive, "y") if labels else None
+    found = None if y is None else _npz_labels(path, y, X.shape[0])
+    return Table(X, found, None, note(X, found, ["NumPy .npz"]))
 
 
 def read_npy(path: str | Path) -> np.ndarray:

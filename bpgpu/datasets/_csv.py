@@ -17,8 +17,11 @@
    may start (after an optional empty first cell) with ``0,1,...,j-1``, pandas' names for
    unnamed columns, as in ``0,1,2,3`` or ``0,1,2,3,label``. Otherwise it is data: ``1,2,cat``
    or ``0x10,5,1`` is data, and its error names line 1.
-6. When the header's first cell is empty and the first column holds exactly ``0,1,...,n-1``
-   (``DataFrame.to_csv`` with its default ``index=True``), that column is dropped.
+6. When the header's first cell is empty and the first column holds distinct whole numbers ≥ 0
+   (``DataFrame.to_csv`` with its default ``index=True``, also after a split or a shuffle), that
+   column is dropped. A first row of numbers whose text label appears in no later sampled row,
+   where those rows' text labels repeat (a header of numeric names beside a named label column),
+   is refused under ``header="auto"``: ``header="yes"`` or ``"no"`` says which it is.
 7. Cells are numbers, read as float64 (ints, floats, exponents, signs, spaces around). An empty
    cell, text in a feature column, NaN or infinity, or a row with a different number of fields
    is an error naming its line (and column) in the file.
@@ -121,6 +124,20 @@ def _is_header(cells: list[str], decimal: bool, header: bool | None) -> bool:
     return all(_kind(cell, decimal) in ("text", "empty") for cell in names[numbered:])
 
 
+def _refuse_lone_first_label(path, line, first, rest):
+    """A first row of numbers whose text label no later row has, where the later rows' text
+    labels repeat (classes), is most likely a header with numeric names (years, wavelengths)
+    beside a named label column: too close to call, so ask."""
+    label, labels = first[-1].strip(), [row[-1].strip() for _, row in rest]
+    classes = set(labels)
+    text = all(_kind(cell, False) == "text" for cell in classes)
+    if text and 2 * len(classes) <= len(labels) and label not in classes:
+        raise DatasetError(
+            f"{path} line {line}: is it a header? Its label cell {label!r} appears in no other "
+            "row of the first 64 KiB, though its other cells are numbers; say which with "
+            "--header yes (names) or --header no (a data row) — header='yes'/'no' in Python")
+
+
 def _sniff(path: Path, header: bool | None, n_features: int | None) -> _Layout:
     """Work out the layout of ``path`` from its first 64 KiB (rules 2, 3 and 5)."""
     lines, size = [], 0
@@ -140,6 +157,8 @@ def _sniff(path: Path, header: bool | None, n_features: int | None) -> _Layout:
     named = _is_header(first, decimal, header)
     data = rows[int(named) :]
     text = any(_kind(row[-1], decimal) == "text" for _, row in data if len(row) == len(first))
+    if header is None and not named and text:
+        _refuse_lone_first_label(path, line, first, rows[1:])
     names = [cell.strip() for cell in first] if named else None
     return _Layout(path, delimiter, decimal, names, line * named, len(first), line, text)
 
@@ -237,13 +256,21 @@ def _has_label(path: Path, columns: int, n_features: int | None) -> bool:
     )
 
 
+def _is_index(column: np.ndarray) -> bool:
+    """A column of distinct whole numbers ≥ 0 under an empty header cell: pandas' index, as
+    ``to_csv`` writes it — 0..n-1, or any subset and order of it after a split or shuffle."""
+    if not np.all((column >= 0) & (column == np.round(column))):
+        return False
+    return len(np.unique(column)) == len(column)
+
+
 def _table(layout: _Layout, data: np.ndarray, codes: dict, n_features: int | None) -> Table:
     """Turn the parsed block into a Table, or raise the scan's error when a check fails."""
     n = data.shape[0]
     if n == 0:
         raise DatasetError(f"{layout.path} has a header line but no data rows; add rows below it")
     index = layout.header is not None and layout.header[0] == "" and layout.width > 1
-    index = bool(index and np.array_equal(data[:, 0], np.arange(n)))
+    index = bool(index and _is_index(data[:, 0]))
     has_label = _has_label(layout.path, layout.width - index, n_features)
     names = [cell.strip() for cell in codes]
     bad = data.shape[1] != layout.width or not np.isfinite(data).all()

@@ -106,15 +106,18 @@ def fingerprint(X: np.ndarray, y: np.ndarray) -> str:
 _ROWS_PER_CRC = 4096
 
 
-def held_out_rows(y: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The row indices ``(train, held_out)`` of a seeded split of ``fraction`` of the rows,
-    stratified by class when ``y`` is 1-D (labels, numbers or text), for ``fit``'s
-    ``validation_fraction``."""
+def held_out_rows(y: np.ndarray, fraction: float, seed: int = 0,
+                  stratify: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The row indices ``(train, held_out)`` of a seeded split of ``fraction`` of the rows, for
+    ``fit``'s ``validation_fraction``: stratified by class when ``stratify`` (by default, when
+    ``y`` is 1-D integers, booleans or text — labels, not regression targets)."""
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not (
             0 < fraction < 1):
         raise ValueError(f"validation_fraction must be a number in (0, 1), got {fraction!r}")
     y = np.asarray(y)
-    key = np.unique(y, return_inverse=True)[1].reshape(-1) if y.ndim == 1 else np.zeros(len(y))
+    if stratify is None:
+        stratify = y.ndim == 1 and y.dtype.kind in "biuUSO"
+    key = np.unique(y, return_inverse=True)[1].reshape(-1) if stratify else np.zeros(len(y))
     train, _, val, _ = split(np.arange(len(y))[:, None], key, fraction, seed=seed)
     if len(val) == 0 or len(train) == 0:
         raise ValueError(f"validation_fraction={fraction} of {len(y)} rows leaves no row to "

@@ -74,6 +74,10 @@ def labelled(name: str, X: np.ndarray, labels: np.ndarray, *, task: str = "auto"
     """
     chosen, why = decide(labels, task)
     hints = {**(hints or {}), "task_reason": why}
+    if chosen == "classify" and classes is None and len(np.unique(labels)) < 2:
+        raise DatasetError(f"{name}: the label column holds one class only "
+                           f"({labels[0].item()!r}); a classifier needs rows of two classes "
+                           "or more (or use --task regress for numeric targets)")
     if chosen == "regress":
         return Dataset(name=name, X=X, y=np.asarray(labels, dtype=np.float64).reshape(-1, 1),
                        n_classes=None, description=f"{description}, regression",

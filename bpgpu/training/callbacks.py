@@ -33,7 +33,8 @@ class EarlyStopping:
     min_delta : float, default 0.0
         The least change that counts as an improvement.
     restore_best : bool, default True
-        End with the weights of the best epoch (a copy kept on the device when it improves).
+        End with the weights of the best epoch (a copy kept on the device when it improves); a
+        run's last checkpoint then holds them too.
     mode : {"auto", "min", "max"}
         Whether smaller or larger is better; ``auto``: larger for accuracies, smaller otherwise.
 

@@ -182,7 +182,8 @@ def _held_out(net, X, y, validation_data, fraction):
     if validation_data is not None:
         raise ValueError("give validation_data or validation_fraction, not both")
     X, y = _host.host_array(X, "X"), to_numpy(y)
-    train, val = held_out_rows(y, fraction, seed=net.seed)
+    labels = net.task == "classify" and y.ndim == 1  # stratified; regression targets: not
+    train, val = held_out_rows(y, fraction, seed=net.seed, stratify=labels)
     return X[train], y[train], (X[val], y[val])
 
 
@@ -268,6 +269,10 @@ class _Loop:
             bar.close()
             run.net.history = history
             self._tell("on_train_end")
+        if self.saver is not None and any(hasattr(cb, "on_train_end") for cb in self.callbacks):
+            # the last checkpoint holds the weights the run ends with (the best epoch's, where
+            # early stopping restored them), as the saved model does
+            self.saver.maybe_save(run, run.epochs_done, run.epochs_done, history)
         return history
 
     def _epoch(self, bar, epoch, last, history):
