@@ -68,7 +68,7 @@ def test_the_estimators_refuse_a_layer_no_machine_holds():
     if _host.physical_memory() is None:
         pytest.skip("this system does not say how much memory it has")
     X, y = np.random.default_rng(0).normal(size=(8, 3)), np.arange(8) % 2
-    with pytest.raises(MemoryError, match=r"layer sizes \[3, 1000000000, 2\]"):
+    with pytest.raises(MemoryError, match=r"layer sizes \[3, 1000000000, 1\]"):
         BPClassifier(hidden_layer_sizes=(10**9,), device="cpu").fit(X, y)
 
 

@@ -311,12 +311,13 @@ def test_a_file_with_a_bad_activation_list_is_refused(tmp_path, activation, phra
 
 # -- the estimators and the command line ---------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # a few epochs
 def test_the_estimators_take_a_list_of_activations(registry):
     sk = pytest.importorskip("sklearn")
     from bpgpu.sklearn import BPClassifier, BPRegressor
 
     bpgpu.register(Softplus())
-    clf = BPClassifier(hidden_layer_sizes=(5, 4), activation=["tanh", "softplus"], epochs=2,
+    clf = BPClassifier(hidden_layer_sizes=(5, 4), activation=["tanh", "softplus"], max_iter=2,
                        device="cpu", random_state=0).fit(X, Y)
     assert _names(clf.net_) == ["tanh", "softplus"]
     twin = sk.base.clone(clf)
@@ -324,10 +325,10 @@ def test_the_estimators_take_a_list_of_activations(registry):
     back = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
     # a rule object as the parameter: clone deep-copies it, an equal rule to the registered one
-    obj = sk.base.clone(BPClassifier(hidden_layer_sizes=(4,), activation=Softplus(), epochs=1,
+    obj = sk.base.clone(BPClassifier(hidden_layer_sizes=(4,), activation=Softplus(), max_iter=1,
                                      device="cpu", random_state=0)).fit(X, Y)
     assert pickle.loads(pickle.dumps(obj)).net_.activation is activations.get("softplus")
-    reg = BPRegressor(hidden_layer_sizes=(5,), activation=("tanh", "relu"), epochs=1,
+    reg = BPRegressor(hidden_layer_sizes=(5,), activation=("tanh", "relu"), max_iter=1,
                       device="cpu")
     with pytest.raises(ValueError) as info:
         reg.fit(X, X[:, 0])

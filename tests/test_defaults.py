@@ -51,37 +51,35 @@ def test_bpgpu_train_uses_the_tables_defaults(capsys, optimizer):
         assert summary["epochs"] == defaults.EPOCHS
 
 
-def test_the_estimators_train_like_fit_with_the_tables_defaults():
+def test_the_estimators_take_mlpclassifiers_defaults():
     sklearn = pytest.importorskip("sklearn")  # noqa: F841
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
     from bpgpu.sklearn import BPClassifier, BPRegressor
 
-    for est in (BPClassifier(), BPRegressor()):
-        params = est.get_params()
-        assert params["optimizer"] == defaults.OPTIMIZER and params["lr"] is None
-        assert (params["epochs"], params["batch_size"]) == (defaults.EPOCHS, defaults.BATCH_SIZE)
-        assert tuple(params["hidden_layer_sizes"]) == defaults.HIDDEN
-        assert params["activation"] == defaults.ACTIVATION
-    X, y = DIGITS.X[:300], DIGITS.y[:300]
-    clf = BPClassifier(random_state=0, device="cpu").fit(X, y)
-    net = bpgpu.MLP([64, *defaults.HIDDEN, 10], defaults.ACTIVATION, device="cpu", seed=0)
-    net.fit(X, y)
-    for c, (W, _) in zip(clf.coefs_, net.weights):
-        np.testing.assert_array_equal(c, to_np(W))
-    momentum = BPClassifier(optimizer="momentum", epochs=2, random_state=0, device="cpu")
-    momentum.fit(X, y)
-    ref = bpgpu.MLP([64, 32, 10], device="cpu", seed=0)
-    ref.fit(X, y, epochs=2, optimizer="momentum", lr=defaults.LR["momentum"])
-    np.testing.assert_array_equal(momentum.coefs_[0], to_np(ref.weights[0][0]))
+    rows = _readme_table()
+    for ours, theirs in ((BPClassifier(), MLPClassifier()), (BPRegressor(), MLPRegressor())):
+        params, sk = ours.get_params(), theirs.get_params()
+        assert {k: params[k] for k in sk} == sk
+        assert rows["`optimizer`"][1] == f'`solver="{params["solver"]}"`'
+        for name in defaults.LR:
+            assert rows[f"`lr` with `{name}`"][1] == (
+                "—" if name == "adamw" else f"`learning_rate_init={params['learning_rate_init']}`")
+        assert rows["`epochs`"][1].startswith(f"`max_iter={params['max_iter']}`")
+        assert rows["`batch_size`"][1].startswith(f'`"{params["batch_size"]}"`')
+        assert rows["hidden layers"][1] == str(params["hidden_layer_sizes"])
+        assert rows["hidden activation"][1] == f"`{params['activation']}`"
 
 
 def _readme_table():
     text = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
     section = text.split("## Defaults", 1)[1].split("\n## ", 1)[0]
-    return dict(re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", section, flags=re.M))
+    rows = re.findall(r"^\| ([^|]+?) \| ([^|]+?) \| ([^|]+?) \|$", section, flags=re.M)
+    return {setting: (fit, estimators) for setting, fit, estimators in rows}
 
 
 def test_the_readme_table_is_the_table():
-    rows = _readme_table()
+    rows = {k: fit for k, (fit, _) in _readme_table().items()}
     assert rows["`optimizer`"] == f"`{defaults.OPTIMIZER}`"
     for name, lr in defaults.LR.items():
         assert float(rows[f"`lr` with `{name}`"]) == lr

@@ -293,8 +293,96 @@ def test_partial_fit_after_fit_continues_its_optimizer():
 
     X, y = _classes_1_to_4(n=200)
     X = (X - X.mean(axis=0)) / X.std(axis=0)
-    clf = BPClassifier(epochs=2, device="cpu", random_state=0).fit(X, y)
+    clf = BPClassifier(max_iter=2, batch_size=32, device="cpu", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: two epochs, on purpose
+        clf.fit(X, y)
     steps = clf.net_.optimizer_state[1]["step"]
     assert steps == 2 * 7  # two epochs of ceil(200 / 32) Adam steps
     clf.partial_fit(X, y)
-    assert clf._trainer.state["step"] == steps + 7
+    assert clf.net_.optimizer_state[1]["step"] == steps + 7
+
+
+# -- files as they come out of a split or a shuffle, and other review findings -----------------
+
+def test_a_split_or_shuffled_pandas_index_is_dropped_not_learned(files, capsys):
+    path, test = files
+    frame = pd.read_csv(path / "train.csv")
+    frame.sample(frac=1.0, random_state=0).to_csv(path / "shuffled.csv")  # index=True
+    test.to_csv(path / "te.csv")  # index 800..999
+    test.drop(columns="label").to_csv(path / "te_feat.csv")
+    data = datasets.load(f"csv:{path / 'shuffled.csv'}")
+    assert data.n_features == 4 and "pandas index column dropped" in data.description
+    model = str(path / "m.st")
+    assert bpgpu_cli(capsys, "train", "--device", "cpu", "--dataset",
+                     f"csv:{path / 'shuffled.csv'}", "--save", model, "--quiet")[0] == 0
+    status, out, err = bpgpu_cli(capsys, "predict", "--model", model, "--input",
+                                 str(path / "te_feat.csv"))
+    assert status == 0, err
+    assert (_predicted(out).label.to_numpy() == test.label.to_numpy()).mean() > 0.85
+    status, out, err = bpgpu_cli(capsys, "evaluate", "--model", model, "--dataset",
+                                 f"csv:{path / 'te.csv'}", "--json")
+    assert status == 0 and json.loads(out)["accuracy"] > 0.85, err
+
+
+def test_numeric_column_names_beside_a_named_label_column_ask_for_header(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(100, 3)), columns=["2019", "2020", "2021"])
+    frame["region"] = np.where(frame["2019"] > 0, "north", "south")
+    frame.to_csv(tmp_path / "years.csv", index=False)
+    with pytest.raises(DatasetError, match=r"line 1: is it a header\? .* --header yes"):
+        datasets.load(f"csv:{tmp_path / 'years.csv'}")
+    data = datasets.load(f"csv:{tmp_path / 'years.csv'}", header="yes")
+    assert data.n_samples == 100 and data.classes == ["north", "south"]
+    status, _, err = bpgpu_cli(capsys, "train", "--device", "cpu", "--epochs", "1", "--dataset",
+                               f"csv:{tmp_path / 'years.csv'}", "--header", "yes", "--quiet")
+    assert status == 0, err
+
+
+def test_one_class_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "one.csv").write_text("a,b,y\n" + "".join(f"{i},{i % 3},spam\n"
+                                                          for i in range(30)))
+    status, out, err = bpgpu_cli(capsys, "train", "--device", "cpu", "--dataset",
+                                 f"csv:{tmp_path / 'one.csv'}")
+    assert status == 2 and out == ""
+    assert "the label column holds one class only ('spam')" in err
+    with pytest.raises(ValueError, match="classes needs two labels or more"):
+        bpgpu.MLP([2, 1], loss="cross_entropy", classes=["spam"])
+
+
+def test_a_regression_hold_out_is_a_plain_seeded_draw():
+    from bpgpu.datasets import held_out_rows
+
+    y = np.random.default_rng(0).normal(size=100)
+    _, val = held_out_rows(y, 0.2)
+    assert y[val].max() > np.sort(y)[40]  # not the 20 smallest targets
+    X = np.random.default_rng(1).normal(size=(100, 2))
+    net = bpgpu.MLP([2, 4, 1], loss="sse", device="cpu", seed=0)
+    _, expected = held_out_rows(y, 0.2, seed=0, stratify=False)
+    hist = net.fit(X, y, epochs=1, validation_fraction=0.2)
+    assert hist["val_loss"][0] == pytest.approx(net.evaluate(X[expected], y[expected])["loss"])
+
+
+def test_predict_reads_an_npz_of_features_alone(tmp_path, capsys):
+    X, y = _classes_1_to_4(n=100)
+    model = tmp_path / "m.st"
+    net = bpgpu.MLP([4, 8, 4], device="cpu", classes=[1, 2, 3, 4], seed=0)
+    net.fit(X, y, epochs=2, standardize=True)
+    net.save(model)
+    np.savez(tmp_path / "feat.npz", X=X[:5])
+    status, out, err = bpgpu_cli(capsys, "predict", "--model", str(model), "--input",
+                                 str(tmp_path / "feat.npz"))
+    assert status == 0, err
+    assert list(_predicted(out).label) == list(net.predict_labels(X[:5]))
+
+
+def test_the_last_checkpoint_holds_the_weights_early_stopping_kept(tmp_path):
+    X, y = _classes_1_to_4(n=300)
+    net = bpgpu.MLP([4, 16, 4], device="cpu", classes=[1, 2, 3, 4], seed=0)
+    stop = bpgpu.EarlyStopping(patience=2)
+    net.fit(X, y, epochs=300, lr=0.3, standardize=True, validation_fraction=0.3,
+            callbacks=[stop], checkpoint=tmp_path / "c.ckpt")
+    assert stop.stopped_epoch is not None and stop.best_epoch < stop.stopped_epoch
+    saved = bpgpu.load(tmp_path / "c.ckpt")
+    for (W, _), (Ws, _) in zip(net.weights, saved.weights):
+        np.testing.assert_array_equal(to_np(W), to_np(Ws))
