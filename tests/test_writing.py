@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import numpy as np
 import pytest
@@ -47,10 +47,11 @@ def _fifo_read(path):
     try:
         yield got
     finally:
-        if not got:  # the writer never came: open and close the write end to free the reader
-            with os.fdopen(os.open(path, os.O_WRONLY | os.O_NONBLOCK), "wb"):
+        reader.join(timeout=5)  # the writer came and went: the reader finishes by itself
+        if reader.is_alive():  # the writer never came: open and close the write end to free it
+            with suppress(OSError), os.fdopen(os.open(path, os.O_WRONLY | os.O_NONBLOCK), "wb"):
                 pass
-        reader.join(timeout=30)
+            reader.join(timeout=30)
     assert not reader.is_alive()
 
 
