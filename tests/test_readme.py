@@ -1,4 +1,5 @@
-"""Every ```python block of README.md runs as written.
+"""Every ```python block of README.md, and of the user guide's pages (docs/guide/*.md), runs as
+written.
 
 Each block runs on its own, in a fresh namespace and its own temporary working directory (the
 files it writes land there), with ``BPGPU_DEVICE`` unset so that ``"auto"`` is the default device,
@@ -15,10 +16,10 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-_FENCE = re.compile(r"^```(\S*)\s*$")
+_FENCE = re.compile(r"^```(\S*)(?:\s.*)?$")  # an info string may follow: ```{include} path
 
 
-def python_blocks(text):
+def python_blocks(text, name="README.md"):
     """``(line, source)`` of each ```python block; ``line`` is the block's first code line."""
     blocks, lang, start, lines = [], None, 0, []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -32,11 +33,14 @@ def python_blocks(text):
             if lang == "python":
                 blocks.append((start, "\n".join(lines) + "\n"))
             lang = None
-    assert lang is None, f"README.md: the block opened on line {start - 1} is never closed"
+    assert lang is None, f"{name}: the block opened on line {start - 1} is never closed"
     return blocks
 
 
 BLOCKS = python_blocks(README.read_text(encoding="utf-8"))
+GUIDE = sorted((README.parent / "docs" / "guide").glob("*.md"))
+GUIDE_BLOCKS = [(page, line, source) for page in GUIDE
+                for line, source in python_blocks(page.read_text(encoding="utf-8"), page.name)]
 
 
 def test_readme_has_python_blocks():
@@ -64,3 +68,16 @@ def test_readme_python_block_runs(line, source, tmp_path, monkeypatch):
     else:
         return
     pytest.fail(f"the README.md block starting on line {line} failed:\n{failure}", pytrace=False)
+
+
+@pytest.mark.parametrize(("page", "line", "source"), GUIDE_BLOCKS,
+                         ids=[f"{p.name}:{n}" for p, n, _ in GUIDE_BLOCKS])
+def test_user_guide_python_block_runs(page, line, source, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BPGPU_DEVICE", raising=False)
+    code = compile("\n" * (line - 1) + source, str(page), "exec")
+    try:
+        exec(code, {"__name__": "__guide__"})
+    except Exception:
+        pytest.fail(f"the {page.name} block starting on line {line} failed:\n"
+                    f"{traceback.format_exc()}", pytrace=False)

@@ -42,7 +42,7 @@ class Trainer:
     loads.
 
     >>> tr = Trainer(net, "momentum", lr=0.05)                          # doctest: +SKIP
-    >>> out = tr.step(X, T)   # X, T already on net's device: forward, backward, update
+    >>> out = tr.step(X, T)   # on net's device: forward, backward, update  # doctest: +SKIP
 
     The learning rate of the next steps is data in the optimizer state (``state["lr"]``), set
     by :meth:`set_lr`, or once per epoch from :attr:`schedule` by :meth:`begin_epoch`; a new rate
