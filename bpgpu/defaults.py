@@ -1,7 +1,8 @@
-"""The one table of defaults shared by :func:`bpgpu.fit`, ``bpgpu train`` and the estimators.
+"""The one table of defaults shared by :func:`bpgpu.fit` (and ``Trainer``) and ``bpgpu train``.
 
-Every way into bpgpu reads its defaults from here, and ``tests/test_defaults.py`` holds the three
-entry points (and the README's table) to it.
+Both read their defaults from here, and ``tests/test_defaults.py`` holds them (and the README's
+table) to it. The scikit-learn estimators take scikit-learn's ``MLPClassifier`` defaults instead,
+under its names; the same test holds them to scikit-learn's.
 
 Why these learning rates: measured on the shipped digits (64-32-10, logistic hidden layer, batch 32,
 30 epochs, the mean held-out accuracy over seeds 0–2), on the same digits standardised, and on a

@@ -50,12 +50,13 @@ def fit(net, X, y, *, epochs=defaults.EPOCHS, batch_size=defaults.BATCH_SIZE, lr
         whole set), 1 is online learning, anything between is mini-batch learning.
     lr : float, schedule or callable, optional
         The learning rate η; default 0.01 for adam and adamw, 0.1 for sgd, 0.05 for momentum (the
-        one table of defaults, :mod:`bpgpu.defaults`, shared with ``bpgpu train`` and the
-        estimators). A schedule from :mod:`bpgpu.schedules` (or its command-line form, such as
-        ``"cosine"``), or a function ``f(epoch) -> rate`` (0-based epoch, counted over every
-        ``fit``), sets each epoch's rate from the optimizer's default base rate; on a compiling
-        device the rate enters the compiled step as data, so it compiles no more often. The
-        history records each epoch's ``lr``; checkpoints keep the schedule's state.
+        one table of defaults, :mod:`bpgpu.defaults`, shared with ``bpgpu train``; the
+        scikit-learn estimators take ``MLPClassifier``'s). A schedule from
+        :mod:`bpgpu.schedules` (or its command-line form, such as ``"cosine"``), or a function
+        ``f(epoch) -> rate`` (0-based epoch, counted over every ``fit``), sets each epoch's rate
+        from the optimizer's default base rate; on a compiling device the rate enters the
+        compiled step as data, so it compiles no more often. The history records each epoch's
+        ``lr``; checkpoints keep the schedule's state.
     schedule : schedule, str or callable, optional
         A schedule beside a numeric ``lr``, which is then its base rate η0
         (``fit(lr=0.05, schedule="cosine")``).
