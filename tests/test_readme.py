@@ -55,29 +55,30 @@ def test_python_blocks_parse():
             pytest.fail(f"README.md line {line - 1 + (exc.lineno or 1)}: {exc}")
 
 
-@pytest.mark.parametrize(("line", "source"), BLOCKS, ids=[f"README.md:{n}" for n, _ in BLOCKS])
-def test_readme_python_block_runs(line, source, tmp_path, monkeypatch):
+def _run_block(path, line, source):
+    """Run one block as a user would; a failure names the file and the block's first line, and
+    the traceback's line numbers are the file's own (the block is padded with the lines above)."""
+    code = compile("\n" * (line - 1) + source, str(path), "exec")
+    try:
+        exec(code, {"__name__": "__docs__"})
+    except Exception:
+        pytest.fail(f"the {path.name} block starting on line {line} failed:\n"
+                    f"{traceback.format_exc()}", pytrace=False)
+
+
+@pytest.fixture
+def as_a_user(tmp_path, monkeypatch):
+    """A fresh working folder for the files a block writes, and the default device."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("BPGPU_DEVICE", raising=False)
-    # Line numbers in the traceback are README.md's own: pad with the lines above the block.
-    code = compile("\n" * (line - 1) + source, str(README), "exec")
-    try:
-        exec(code, {"__name__": "__readme__"})
-    except Exception:
-        failure = traceback.format_exc()
-    else:
-        return
-    pytest.fail(f"the README.md block starting on line {line} failed:\n{failure}", pytrace=False)
+
+
+@pytest.mark.parametrize(("line", "source"), BLOCKS, ids=[f"README.md:{n}" for n, _ in BLOCKS])
+def test_readme_python_block_runs(line, source, as_a_user):
+    _run_block(README, line, source)
 
 
 @pytest.mark.parametrize(("page", "line", "source"), GUIDE_BLOCKS,
                          ids=[f"{p.name}:{n}" for p, n, _ in GUIDE_BLOCKS])
-def test_user_guide_python_block_runs(page, line, source, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BPGPU_DEVICE", raising=False)
-    code = compile("\n" * (line - 1) + source, str(page), "exec")
-    try:
-        exec(code, {"__name__": "__guide__"})
-    except Exception:
-        pytest.fail(f"the {page.name} block starting on line {line} failed:\n"
-                    f"{traceback.format_exc()}", pytrace=False)
+def test_user_guide_python_block_runs(page, line, source, as_a_user):
+    _run_block(page, line, source)
