@@ -209,7 +209,11 @@ def test_a_custom_step_that_reads_self_lr_is_compiled_again_for_a_new_one(monkey
 
 
 def _count_traces(monkeypatch, backend):
-    """Count how often functions compiled by ``backend`` are traced (their Python body runs)."""
+    """Count how often functions compiled by ``backend`` are traced (their Python body runs);
+    what earlier tests compiled for networks of the same structure is forgotten first."""
+    from bpgpu.training import compiled
+
+    compiled.clear()
     traces, compile = [], backend.compile
 
     def counting(fn, donate=()):

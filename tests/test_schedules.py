@@ -18,7 +18,7 @@ from bpgpu.schedules import (
     from_spec,
     rate_at,
 )
-from bpgpu.training import EpochRunner, Trainer
+from bpgpu.training import EpochRunner, Trainer, compiled
 
 from .conftest import to_np
 from .test_optim_controls import _count_traces
@@ -228,6 +228,7 @@ def test_a_cosine_schedule_compiles_no_more_often_than_a_constant_rate(monkeypat
         pytest.skip(str(exc))
     counts = {}
     for lr, schedule in ((0.1, None), (0.1, "cosine:2")):
+        compiled.clear()  # each run compiles for itself, not from the other's shared code
         traces = _count_traces(monkeypatch, be)
         rates = run_epochs("jax:cpu", "epoch", lr, 30, schedule)[1]
         counts[schedule] = sum(traces)

@@ -75,7 +75,7 @@ class EpochRunner:
     def _stepwise(self, perm, hook):
         net, tr = self.net, self.trainer
         order = None if perm is None else net.backend.asarray(perm, net.xp.int64)
-        fn = tr.compiled("batch", tr.batch) if tr.mode != "none" else tr.batch
+        fn = tr.compiled("batch", lambda t: t.batch) if tr.mode != "none" else tr.batch
         loss_sum = correct = net.xp.zeros((), dtype=net.dtype, device=device(self.X))
         n_steps = math.ceil(self.n / self.batch)
         for k, start in enumerate(range(0, self.n, self.batch)):
@@ -91,9 +91,10 @@ class EpochRunner:
     def _compiled_epoch(self, perm):
         net, tr = self.net, self.trainer
         order = net.backend.asarray(range(self.n) if perm is None else perm, net.xp.int64)
-        # One compilation per batch size, traced again for new data shapes; it holds no data.
+        # One compilation per batch size and structure, traced again for new data shapes; it
+        # holds no data.
         fn = tr.compiled(("epoch", self.batch),
-                         functools.partial(epoch_function, tr, self.batch), donate=())
+                         lambda t: functools.partial(epoch_function, t, self.batch), donate=())
         params, tr.state, totals = fn(net.params, tr.state, self.X, self.T, self.labels, order)
         net.replace_params(params)
         return totals

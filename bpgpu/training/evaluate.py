@@ -4,10 +4,10 @@ compiles, read once."""
 from __future__ import annotations
 
 import functools
-import weakref
 
 from .. import _host
 from ..network import labels_of
+from . import compiled as shared
 
 
 def evaluate_arrays(net, X, T, classify, chunk=8192):
@@ -25,18 +25,14 @@ def evaluate_arrays(net, X, T, classify, chunk=8192):
     return logs
 
 
-_COMPILED_METRICS = weakref.WeakKeyDictionary()
-
-
 def _chunk_metrics(net):
-    """:func:`chunk_totals` for ``net``, compiled once per network where its device compiles
-    (each operation run on its own would be compiled on its own, at a far higher cost)."""
+    """:func:`chunk_totals` for ``net``, compiled where its device compiles (each operation run
+    on its own would be compiled on its own, at a far higher cost), once for every network of its
+    structure (:mod:`bpgpu.training.compiled`)."""
     if "step" not in net.backend.compile_modes:
         return functools.partial(chunk_totals, net)
-    if net not in _COMPILED_METRICS:  # the function holds the network weakly: no leak
-        _COMPILED_METRICS[net] = net.backend.compile(
-            functools.partial(chunk_totals, weakref.proxy(net)))
-    return _COMPILED_METRICS[net]
+    return shared.get(("metrics", shared.structure_key(net)), lambda: net.backend.compile(
+        functools.partial(chunk_totals, shared.shell(net))))
 
 
 def chunk_totals(net, params, X, T):

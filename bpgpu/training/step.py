@@ -9,6 +9,7 @@ from array_api_compat import device
 from .. import defaults, optim, schedules
 from ..network import labels_of
 from ..registry import COMPILING_DEVICES
+from . import compiled as shared
 
 MODES = ("auto", "none", "step", "epoch")
 
@@ -87,7 +88,8 @@ class Trainer:
             self.state = self.opt.init_state(net.params)
         self.rate = self.opt.lr  # the current learning rate, kept on the host
         self._base = self.opt.lr  # the base rate the state's rate was last taken from
-        self._compiled = {}
+        self._compiled = {}  # name → (key, the shared compiled function)
+        self._structure = None
         self._checked = set()  # the batch shapes step has checked
 
     def carry_on(self):
@@ -171,7 +173,8 @@ class Trainer:
 
     def step_in_context(self, X, T):
         """:meth:`step` for callers already inside ``net.backend.context()``."""
-        fn = self.compiled("step", self.pure_step) if self.mode != "none" else self.pure_step
+        fn = (self.compiled("step", lambda t: t.pure_step) if self.mode != "none"
+              else self.pure_step)
         params, self.state, out = fn(self.net.params, self.state, X, T)
         self.net.replace_params(params)
         return out
@@ -203,21 +206,29 @@ class Trainer:
                 else xp.sum(xp.astype(labels_of(xp, out) == labels, dtype)))
         return params, state, loss, hits
 
-    def compiled(self, name, fn, donate=(0, 1)):
-        """``fn`` compiled by the backend (by default parameters and state donated), kept per
-        name until the optimizer's settings change. The learning rate is not one of them for the
-        built-in rules, which read it from the state as data (a custom ``step`` may read
-        ``self.lr`` instead: for it a new ``lr`` is a new compilation)."""
-        data = optim.rate_is_data(type(self.opt))
-        settings = [(k, v) for k, v in vars(self.opt).items()
-                    if (k != "lr" or not data) and isinstance(v, (int, float, str))]
-        settings.append(type(self.opt))
+    def compiled(self, name, make, donate=(0, 1)):
+        """The function ``make(t)`` builds over a trainer ``t``, compiled by the backend (by
+        default parameters and state donated).
+
+        It is built over a parameterless copy of this trainer
+        (:func:`bpgpu.training.compiled.shell_trainer`) and shared by every trainer of the same
+        network structure and optimizer settings in the process
+        (:mod:`bpgpu.training.compiled`): a second network of the same shape compiles nothing.
+        The learning rate is not one of the settings for the built-in rules, which read it from
+        the state as data (a custom ``step`` may read ``self.lr`` instead: for it a new ``lr`` is
+        a new compilation)."""
+        if self._structure is None:  # a network's structure never changes
+            self._structure = shared.structure_key(self.net)
+        opt_key = shared.optimizer_key(self.opt, optim.rate_is_data(type(self.opt)))
+        key = (name, tuple(donate), self._structure, opt_key)
         entry = self._compiled.get(name)
-        if entry is None or entry[0] != settings:
-            be = self.net.backend
-            entry = self._compiled[name] = settings, be.compile(fn, donate=donate)
-            # A counter (Adam's t) and the rate are carried on the device in the parameters'
-            # float dtype: t is exact to 2^24 steps in float32, and its powers stay in that dtype.
-            self.state = {k: be.asarray(v, self.net.dtype) if isinstance(v, (int, float)) else v
-                          for k, v in self.state.items()}
-        return entry[1]
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        be = self.net.backend
+        fn = shared.get(key, lambda: be.compile(make(shared.shell_trainer(self)), donate=donate))
+        self._compiled[name] = key, fn
+        # A counter (Adam's t) and the rate are carried on the device in the parameters' float
+        # dtype: t is exact to 2^24 steps in float32, and its powers stay in that dtype.
+        self.state = {k: be.asarray(v, self.net.dtype) if isinstance(v, (int, float)) else v
+                      for k, v in self.state.items()}
+        return fn

@@ -1,0 +1,117 @@
+"""Compiled functions shared between networks of one structure.
+
+A compiled step, epoch or evaluation depends on a network's structure — its sizes, rules, bias,
+dtype and device — and on its optimizer's kind and settings, never on its parameters, which it
+takes as data. So it is compiled once per structure and process, and every further network of that
+structure (a second model, a fold of a cross-validation, a point of a grid search, each ``fit`` of
+a scikit-learn estimator) runs the same compiled code: it compiles nothing.
+
+The functions are built over a *shell* of the network (:func:`shell`): its structure, with no
+parameters, history or data, so the cache keeps no network alive. The cache holds the
+:data:`LIMIT` most recently used functions (each of which holds the executables the backend compiled
+for it, one per input shape).
+
+For repeated runs of a script, JAX can also keep its executables on disk
+(``jax.config.update("jax_compilation_cache_dir", ...)``; see the user guide).
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+
+LIMIT = 64
+"""How many compiled functions the cache keeps (the least recently used is dropped first)."""
+
+_CACHE = collections.OrderedDict()
+_STATS = {"hits": 0, "misses": 0}
+
+# What a network's forward and backward passes read besides the parameters they are given.
+_STRUCTURE = ("sizes", "_shared", "_activations", "output", "loss", "bias", "fused", "ops",
+              "backend", "xp", "dtype", "dtype_name")
+
+
+def get(key, build):
+    """The function cached under ``key``, made by ``build()`` on the first request."""
+    fn = _CACHE.get(key)
+    if fn is not None:
+        _CACHE.move_to_end(key)
+        _STATS["hits"] += 1
+        return fn
+    _STATS["misses"] += 1
+    fn = _CACHE[key] = build()
+    while len(_CACHE) > LIMIT:
+        _CACHE.popitem(last=False)
+    return fn
+
+
+def clear():
+    """Drop every cached function (what the backend compiled goes with them)."""
+    _CACHE.clear()
+
+
+def stats():
+    """``{"hits": ..., "misses": ..., "size": ...}``: requests answered from the cache, functions
+    built, and functions kept now."""
+    return {**_STATS, "size": len(_CACHE)}
+
+
+def structure_key(net):
+    """What a compiled function of ``net`` depends on, as a hashable key."""
+    return (type(net).__name__, net.backend.name, tuple(net.sizes),
+            tuple(rule_key(a) for a in net.activations), rule_key(net.output),
+            rule_key(net.loss), net.bias, net.dtype_name, net.ops is None)
+
+
+def optimizer_key(opt, rate_is_data):
+    """What a compiled step depends on of optimizer ``opt``: its class and its numeric and text
+    settings (the learning rate too where the step reads it as a constant). A custom optimizer
+    is its own key besides: it may hold settings of other kinds."""
+    settings = tuple((k, v) for k, v in vars(opt).items()
+                     if (k != "lr" or not rate_is_data) and isinstance(v, (int, float, str)))
+    own = type(opt).__module__ == "bpgpu.optim"
+    return (type(opt), settings) if own else (type(opt), settings, _Identity(opt))
+
+
+def rule_key(rule):
+    """A built-in rule by its class and name (they hold no state); a custom one by identity."""
+    if type(rule).__module__ in ("bpgpu.activations", "bpgpu.losses"):
+        return type(rule), rule.name
+    return _Identity(rule)
+
+
+def shell(net):
+    """A parameterless copy of ``net``'s structure: its forward and backward passes work on the
+    parameters handed to them, and it holds nothing of the network's data."""
+    from ..network import Network
+
+    out = object.__new__(Network)
+    out.__dict__.update({k: getattr(net, k) for k in _STRUCTURE})
+    out._params = None
+    return out
+
+
+def shell_trainer(trainer):
+    """A copy of ``trainer`` over :func:`shell` of its network and a copy of its optimizer (its
+    settings now), with no state: what a shared compiled step closes over."""
+    out = object.__new__(type(trainer))
+    out.net = shell(trainer.net)
+    out.opt = copy.copy(trainer.opt)
+    out.parallel = None
+    return out
+
+
+class _Identity:
+    """A key part equal only to itself's object (custom rules may define ``==`` or be
+    unhashable)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __eq__(self, other):
+        return isinstance(other, _Identity) and other.obj is self.obj
