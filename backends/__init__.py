@@ -91,6 +91,15 @@ class Backend:
         """A context manager that makes this device current (needed by CuPy for ``cuda:N``)."""
         return contextlib.nullcontext()
 
+    def in_context(self, fn):
+        """``fn`` made to run inside :meth:`context` at every call (made once, called per step:
+        a backend may do this more cheaply than by entering the context each time)."""
+        def run(*args):
+            with self.context():
+                return fn(*args)
+
+        return run
+
     def status(self) -> DeviceStatus:
         """This backend's row in ``bpgpu.devices()``."""
         raise NotImplementedError
@@ -183,6 +192,16 @@ class InPlaceOps:
     def column_sum(self, d):
         """``Σ_n d`` over the rows, shape (d.shape[1],)."""
         return self.xp.sum(d, axis=0)
+
+    def matmul_into(self, a, b, out):
+        """``out = a @ b``, written into ``out`` (a view into a gradient buffer)."""
+        out[...] = a @ b
+        return out
+
+    def column_sum_into(self, d, out):
+        """``out = Σ_n d``, written into ``out``."""
+        out[...] = self.column_sum(d)
+        return out
 
     def add_(self, p, v):
         """``p += v``."""

@@ -73,6 +73,17 @@ class CupyOps(InPlaceOps):
             ones = self._ones[key] = cp.ones((1, d.shape[0]), dtype=d.dtype)
         return (ones @ d).reshape(-1)
 
+    def matmul_into(self, a, b, out):
+        return cp.matmul(a, b, out=out)
+
+    def column_sum_into(self, d, out):
+        key = (d.shape[0], d.dtype, d.device.id)
+        ones = self._ones.get(key)
+        if ones is None:
+            ones = self._ones[key] = cp.ones((1, d.shape[0]), dtype=d.dtype)
+        cp.matmul(ones, d, out=out.reshape(1, -1))
+        return out
+
     def axpy_(self, p, a, g):
         return _axpy(p.dtype.type(a), g, p)
 

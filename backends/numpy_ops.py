@@ -41,3 +41,9 @@ class NumpyOps(InPlaceOps):
 
     def column_sum(self, d):
         return np.add.reduce(d, axis=0)
+
+    def matmul_into(self, a, b, out):
+        return np.matmul(a, b, out=out)
+
+    def column_sum_into(self, d, out):
+        return np.add.reduce(d, axis=0, out=out)

@@ -41,6 +41,12 @@ class TorchOps(InPlaceOps):
     def mask_relu_grad_(self, g, y):
         return g.masked_fill_(y <= 0, 0)
 
+    def matmul_into(self, a, b, out):
+        return self.torch.mm(a, b, out=out)
+
+    def column_sum_into(self, d, out):
+        return self.torch.sum(d, dim=0, out=out)
+
     def scaled_diff(self, y, t, s):
         return (y - t).mul_(s)
 

@@ -66,6 +66,18 @@ class DataParallel:
             offset += size
         return out
 
+    def average_packed(self, grads, n_local):
+        """:meth:`average` in place on a gradient buffer (a :class:`bpgpu.packed.Packed` with
+        one spare element after the gradients, which carries the row count): the same few calls
+        however many layers the network has, and no gather copy."""
+        flat = grads.flat
+        flat[-1] = 1
+        flat *= n_local  # shard mean → shard sum; the spare slot becomes the shard's row count
+        out = self._allreduce(flat)
+        out /= self.backend.xp.asarray(out[-1], copy=True)
+        if out is not flat:  # summed through host memory: back into the buffer
+            flat[...] = out
+
     def _allreduce(self, flat):
         if self._nccl is not None:
             return _nccl_allreduce(self._nccl, flat)

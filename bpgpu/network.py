@@ -14,7 +14,7 @@ here writes into an array but a backend's in-place fast paths on arrays they hav
 
 from __future__ import annotations
 
-from . import _host, losses, rules, state
+from . import _host, losses, packed, rules, state
 from .registry import get_backend
 from .validation import (
     check_classes,
@@ -101,6 +101,10 @@ class Network:
         self.seed = check_seed(seed)
         self.bias = check_flag(bias, "bias")
         self.fused = check_flag(fused, "fused")
+        k = 1 + self.bias
+        # each layer: where its W and b are in the parameter list, and its activation
+        self._layers = tuple((k * i, k * i + 1 if self.bias else None, f)
+                             for i, f in enumerate([*self._activations, self.output]))
         n_params = sum((i + self.bias) * o for i, o in zip(self.sizes[:-1], self.sizes[1:]))
         _host.check_fits(8 * n_params, f"a network of layer sizes {self.sizes} "
                          f"({n_params:,} parameters, drawn in float64)", "use smaller layers")
@@ -109,6 +113,7 @@ class Network:
         self.xp = self.backend.xp
         self.dtype = getattr(self.xp, dtype)
         self.ops = self.backend.ops if fused else None
+        self._packs = self.ops is not None  # parameters as views into one buffer
         init_rng, self.shuffle_rng = _host.seed_streams(self.seed)
         self.set_weights(self._initial_weights(init_rng))
         self.classes = check_classes(classes, self.sizes[-1])
@@ -168,13 +173,22 @@ class Network:
 
     @property
     def params(self):
-        """The parameters as one flat list ``[W1, b1, W2, b2, ...]`` (biases only if present)."""
-        return list(self._params)
+        """The parameters as one flat list ``[W1, b1, W2, b2, ...]`` (biases only if present).
+
+        On a fused network of a backend that writes in place (NumPy, PyTorch), they are views
+        into one buffer (a :class:`bpgpu.packed.Packed` list), which the step updates at once."""
+        return self._params.alias() if self._packs else list(self._params)
 
     def replace_params(self, params):
         """Make ``params`` (a flat list as in :attr:`params`, device arrays of the right shapes
-        and dtype — a training step's output) the network's parameters, without copy or check."""
-        self._params = list(params)
+        and dtype — a training step's output) the network's parameters, without a check; where
+        the network keeps its parameters in one buffer, arrays that are not already views into
+        one (a rollback's copies) are copied into a new buffer."""
+        if self._packs:
+            if getattr(params, "flat", None) is not self._params.flat:  # else: the same views
+                self._params = packed.packed_like(params, self._params.layout)
+        else:
+            self._params = list(params)
 
     def unflatten(self, params):
         """A flat parameter list as ``[(W, b), ...]`` pairs (``b`` is ``None`` without bias)."""
@@ -187,8 +201,9 @@ class Network:
         device, after checking their shapes. A :class:`bpgpu.Trainer` made earlier trains the
         new weights."""
         with self.backend.context():
-            self._params = [p for pair in self._checked_copies(list(pairs)) for p in pair
-                            if p is not None]
+            params = [p for pair in self._checked_copies(list(pairs)) for p in pair
+                      if p is not None]
+            self._params = packed.pack(params) if self._packs else params
 
     def _checked_copies(self, pairs):
         if len(pairs) != len(self.sizes) - 1:
@@ -216,31 +231,40 @@ class Network:
         """All activations ``[X, y_1, ..., y_L]`` of device inputs X (n, sizes[0]) under
         ``params`` (a flat list as in :attr:`params`; default the network's own)."""
         p = self._params if params is None else params
-        acts, ops, last, k = [X], self.ops, len(self.sizes) - 2, 2 if self.bias else 1
-        for i in range(last + 1):
-            W, b = p[k * i], p[k * i + 1] if self.bias else None
-            f = self.output if i == last else self._activations[i]
+        a, acts, ops = X, [X], self.ops
+        for w, b, f in self._layers:
             if ops is None:
-                z = acts[-1] @ W
-                acts.append(f.forward(z if b is None else z + b))
+                a = a @ p[w]
+                a = f.forward(a if b is None else a + p[b])
             else:
-                acts.append(f.forward_(ops.linear(acts[-1], W, b), ops))
+                a = f.forward_(ops.linear(a, p[w], None if b is None else p[b]), ops)
+            acts.append(a)
         return acts
 
-    def backward_pass(self, acts, T, params=None):
+    def backward_pass(self, acts, T, params=None, into=None):
         """The deltas ``[δ_1, ..., δ_L]`` and gradients ``[(∂E/∂W, ∂E/∂b), ...]`` of the
-        batch-mean loss, from a forward pass's activations and device targets T (n, sizes[-1])."""
-        p, ops, k = self._params if params is None else params, self.ops, 2 if self.bias else 1
+        batch-mean loss, from a forward pass's activations and device targets T (n, sizes[-1]).
+
+        ``into``: arrays of the parameters' shapes, in :attr:`params` order (a training step's
+        gradient buffer), into which a fused network writes the gradients instead of making new
+        ones."""
+        p, ops = self._params if params is None else params, self.ops
         delta = losses.output_delta(self.loss, self.output, acts[-1], T, ops)
         deltas, grads = [delta], []
-        for i in range(len(self.sizes) - 2, -1, -1):
-            W = p[k * i]
-            db = None if not self.bias else (
-                self.xp.sum(delta, axis=0) if ops is None else ops.column_sum(delta))
-            grads.append((acts[i].T @ delta, db))
+        for i in range(len(self._layers) - 1, -1, -1):
+            w, b, _ = self._layers[i]
+            if ops is None:
+                db = None if b is None else self.xp.sum(delta, axis=0)
+                grads.append((acts[i].T @ delta, db))
+            elif into is None:
+                db = None if b is None else ops.column_sum(delta)
+                grads.append((acts[i].T @ delta, db))
+            else:
+                db = None if b is None else ops.column_sum_into(delta, into[b])
+                grads.append((ops.matmul_into(acts[i].T, delta, into[w]), db))
             if i > 0:
-                g = delta @ W.T
-                f = self._activations[i - 1]  # acts[i] is hidden layer i's output
+                g = delta @ p[w].T
+                f = self._layers[i - 1][2]  # acts[i] is hidden layer i's output
                 delta = f.backward(acts[i], g) if ops is None else f.backward_(acts[i], g, ops)
                 deltas.append(delta)
         return deltas[::-1], grads[::-1]

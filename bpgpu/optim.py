@@ -32,6 +32,7 @@ import numbers
 
 from array_api_compat import array_namespace
 
+from . import packed
 from .defaults import LR
 
 
@@ -96,13 +97,41 @@ class SGD:
         """One update: the fast path ``step_`` on ``ops`` where this class has one for its own
         ``step`` (a subclass that redefines only ``step`` gets its ``step``), else ``step``. The
         state's learning rate is kept, also by a ``step`` that builds its state afresh."""
-        if ops is not None and _fast_path_is_own(type(self)):
+        path = _path(type(self)) if ops is not None else _REFERENCE
+        if path == _BUFFERS and packed.is_packed(params) and packed.is_packed(grads,
+                                                                              params.layout):
+            return params, self.step_buffers(params, grads, state, ops)
+        if path != _REFERENCE:
             params, new = self.step_(params, grads, state, ops)
         else:
             params, new = self.step(params, grads, state)
         if "lr" in state and "lr" not in new:
             new = {**new, "lr": state["lr"]}
         return params, new
+
+    def step_buffers(self, params, grads, state, ops):
+        """:meth:`step_` over whole buffers (:mod:`bpgpu.packed`), returning the new state:
+        ``params`` and ``grads`` are :class:`~bpgpu.packed.Packed` lists of one layout, and the
+        parameters, gradients and every list of the state are taken as one array each — or two,
+        the weights and the biases, where a weight decay tells them apart — so a step makes the
+        same few calls however many layers the network has. The state's lists become buffers of
+        their own on the first step. For the built-in optimizers (:func:`updates_buffers`)."""
+        split = self.weight_decay != 0
+        given, lists = state, {}
+        for key, value in state.items():
+            if isinstance(value, list):
+                if not lists:
+                    given = dict(state)
+                lists[key] = value = packed.packed_like(value, params.layout)
+                given[key] = value.segments(split)
+        ps = params.segments(split)
+        new_ps, new = self.step_(ps, grads.segments(split), given, ops)
+        _written(new_ps, ps)
+        if lists:  # step_ made a new dict (a built-in one does)
+            for key, value in lists.items():
+                _written(new[key], given[key])
+                new[key] = value
+        return new
 
     def __repr__(self):
         settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -235,10 +264,34 @@ def rate_is_data(cls):
     return next(c for c in cls.__mro__ if "step" in vars(c)).__module__ == __name__
 
 
+_REFERENCE, _ARRAYS, _BUFFERS = "step", "step_", "step_ on buffers"
+
+
 @functools.cache
-def _fast_path_is_own(cls):
+def _path(cls):
+    """How optimizer class ``cls`` updates where the backend writes in place: its pure ``step``
+    (a class that defines ``step`` without a ``step_`` of its own), its fast path ``step_``
+    per array, or — a built-in ``step_``, elementwise — ``step_`` over whole buffers."""
     definer = next(c for c in cls.__mro__ if "step" in vars(c))
-    return "step_" in vars(definer)
+    if "step_" not in vars(definer):
+        return _REFERENCE
+    fast = next(c for c in cls.__mro__ if "step_" in vars(c))
+    return _BUFFERS if fast.__module__ == __name__ else _ARRAYS
+
+
+def updates_buffers(cls):
+    """Whether optimizer class ``cls`` updates whole buffers (:meth:`SGD.step_buffers`): the
+    built-in optimizers' fast paths, elementwise; a custom ``step`` or ``step_`` is given one
+    array per parameter."""
+    return _path(cls) == _BUFFERS
+
+
+def _written(results, buffers):
+    """Make sure an in-place rule's results are in ``buffers`` (a primitive that made a new array
+    instead of writing into its argument is copied back)."""
+    for a, b in zip(results, buffers):
+        if a is not b:
+            b[...] = a
 
 
 def _zeros_like(p):

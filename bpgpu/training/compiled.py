@@ -28,7 +28,7 @@ _STATS = {"hits": 0, "misses": 0}
 
 # What a network's forward and backward passes read besides the parameters they are given.
 _STRUCTURE = ("sizes", "_shared", "_activations", "output", "loss", "bias", "fused", "ops",
-              "backend", "xp", "dtype", "dtype_name")
+              "backend", "xp", "dtype", "dtype_name", "_layers")
 
 
 def get(key, build):

@@ -82,7 +82,7 @@ class EpochRunner:
             start, stop = self._rows(start)
             Xb, Tb, Lb = self._batch(order, start, stop)
             hook.before_step(range(start, stop) if perm is None else perm[start:stop], Xb, Tb)
-            params, tr.state, loss, hits = fn(net.params, tr.state, Xb, Tb, Lb)
+            params, tr.state, loss, hits = fn(net._params, tr.state, Xb, Tb, Lb)  # not a copy
             net.replace_params(params)
             loss_sum, correct = loss_sum + loss, correct + hits
             hook.after_step(k + 1, n_steps)

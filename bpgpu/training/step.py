@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from array_api_compat import device
 
-from .. import defaults, optim, schedules
+from .. import defaults, optim, packed, schedules
 from ..network import labels_of
 from ..registry import COMPILING_DEVICES
 from . import compiled as shared
@@ -91,6 +91,8 @@ class Trainer:
         self._compiled = {}  # name → (key, the shared compiled function)
         self._structure = None
         self._checked = set()  # the batch shapes step has checked
+        self._grads = None  # the buffered step's gradient buffer (bpgpu.packed)
+        self._run = net.backend.in_context(type(self).step_in_context)
 
     def carry_on(self):
         """Take the network's optimizer state from its last ``fit`` (Adam's moments and step
@@ -147,13 +149,12 @@ class Trainer:
         checked once per new shape, and anything else is a one-line ``TypeError`` or
         ``ValueError``. Under data parallelism they are this rank's shard, and may be empty.
         """
-        key = (type(X), tuple(X.shape), X.dtype, type(T), tuple(T.shape), T.dtype)
+        key = (X.shape, T.shape, X.dtype, T.dtype, type(X), type(T))
         if key not in self._checked:
             self._check_batch(X, T)
             self._checked.add(key)
         self.follow_lr()
-        with self.net.backend.context():
-            return self.step_in_context(X, T)
+        return self._run(self, X, T)
 
     def _check_batch(self, X, T):
         net = self.net
@@ -173,16 +174,28 @@ class Trainer:
 
     def step_in_context(self, X, T):
         """:meth:`step` for callers already inside ``net.backend.context()``."""
-        fn = (self.compiled("step", lambda t: t.pure_step) if self.mode != "none"
-              else self.pure_step)
-        params, self.state, out = fn(self.net.params, self.state, X, T)
-        self.net.replace_params(params)
+        net = self.net
+        params = net._params  # the network's own list, not a copy (net.params): only read
+        if self.mode != "none":
+            fn = self.compiled("step", lambda t: t.pure_step)
+        elif net.ops is not None and packed.is_packed(params):
+            fn = self._packed_step
+        else:
+            fn = self.pure_step
+        params, self.state, out = fn(params, self.state, X, T)
+        net.replace_params(params)
         return out
 
     def pure_step(self, params, state, X, T):
         """The training step as a pure function: ``(params, state, X, T) → (params', state',
-        outputs)``; on backends with in-place primitives it reuses the arrays it is given."""
+        outputs)``; on backends with in-place primitives it reuses the arrays it is given.
+
+        Parameters that are views into one buffer (:mod:`bpgpu.packed`, as a fused network on
+        NumPy or PyTorch keeps them) take the buffered step: the gradients are written into one
+        buffer kept by the trainer, and a built-in optimizer updates the whole buffer at once."""
         net = self.net
+        if net.ops is not None and packed.is_packed(params):
+            return self._packed_step(params, state, X, T)
         if X.shape[0] == 0:  # an empty shard still takes part in the all-reduce
             out, grads = None, [net.xp.zeros_like(p) for p in params]
         else:
@@ -191,6 +204,25 @@ class Trainer:
             out, grads = acts[-1], [g for pair in pairs for g in pair if g is not None]
         if self.parallel is not None:
             grads = self.parallel.average(net.xp, grads, X.shape[0])
+        params, state = self.opt.apply(params, grads, state, net.ops)
+        return params, state, out
+
+    def _packed_step(self, params, state, X, T):
+        net, grads = self.net, self._grads
+        if grads is None or grads.layout != params.layout:
+            # one spare element after the gradients: the all-reduce's row count
+            grads = self._grads = packed.pack(params, spare=1, copy=False)
+        if X.shape[0] == 0:  # an empty shard still takes part in the all-reduce
+            out = None
+            grads.flat[...] = 0
+        else:
+            acts = net.forward_pass(X, params)
+            net.backward_pass(acts, T, params, into=grads)
+            out = acts[-1]
+        if self.parallel is not None:
+            self.parallel.average_packed(grads, X.shape[0])
+        if optim.updates_buffers(type(self.opt)):  # built in: straight to the buffers' update
+            return params, self.opt.step_buffers(params, grads, state, net.ops), out
         params, state = self.opt.apply(params, grads, state, net.ops)
         return params, state, out
 
