@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bpgpu
-from bpgpu import activations, losses, optim
+from bpgpu import activations, losses, optim, packed
 
 from .conftest import to_np
 
@@ -113,8 +113,11 @@ def test_training_with_and_without_fast_paths_agrees(device, opt):
 @pytest.mark.gpu
 @pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
 @pytest.mark.parametrize("act", ["logistic", "tanh", "relu", "identity"])
-def test_cupy_fused_ops_match_reference(act, opt):
-    """The fused CuPy primitives against the Array API path, on the same CuPy inputs."""
+@pytest.mark.parametrize("buffers", [False, True], ids=["per-array", "buffers"])
+def test_cupy_fused_ops_match_reference(act, opt, buffers):
+    """The fused CuPy primitives against the Array API path, on the same CuPy inputs: per
+    parameter, and over whole buffers (:mod:`bpgpu.packed`: one launch per update for all
+    parameters, the gradients written into views of one buffer)."""
     try:
         be = bpgpu.get_backend("cuda")
     except bpgpu.DeviceUnavailableError as exc:
@@ -126,6 +129,10 @@ def test_cupy_fused_ops_match_reference(act, opt):
     nets = [bpgpu.MLP([6, 8, 3], activation=act, device=be, seed=4, fused=False)
             for _ in range(2)]
     nets[0].ops = CupyOps(be.xp)
+    if buffers:  # as a fused network of a backend with in-place primitives keeps them
+        nets[0]._packs = True
+        nets[0].set_weights(nets[0].weights)
+        assert packed.is_packed(nets[0].params)
     for net in nets:
         net.fit(X, y, epochs=2, batch_size=16, lr=0.05, optimizer=opt)
     for (W1, b1), (W2, b2) in zip(nets[0].weights, nets[1].weights):

@@ -18,7 +18,8 @@ from bpgpu.training import Trainer
 
 from .conftest import to_np
 
-IN_PLACE = [pytest.param("cpu", id="numpy"), pytest.param("torch:cpu", id="torch-cpu")]
+IN_PLACE = [pytest.param("cpu", id="numpy"), pytest.param("torch:cpu", id="torch-cpu"),
+            pytest.param("torch:cuda", id="torch-cuda", marks=pytest.mark.gpu)]
 SHALLOW, DEEP = [8, 6, 3], [8, 6, 5, 6, 5, 6, 3]  # 2 and 6 layers
 OPTIMIZERS = [("sgd", {}), ("sgd", {"weight_decay": 1e-2}), ("momentum", {}),
               ("momentum", {"nesterov": True, "weight_decay": 1e-2}), ("adam", {}),
@@ -140,7 +141,7 @@ def test_the_buffered_step_gives_the_per_array_steps_numbers(device, optimizer, 
     # NumPy's elementwise loops round the same wherever an element sits: the same numbers. Some
     # of PyTorch's fuse a multiply-add in their vector lanes but not in the remainder, so an
     # element's last bit may depend on where it sits in the array.
-    same = (np.testing.assert_array_equal if device == "cpu" else
+    same = (np.testing.assert_array_equal if device == "cpu" else  # (and cuBLAS its own way)
             lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8))
     for a, b in zip(nets[0].params, nets[1].params):
         same(to_np(a), to_np(b))
