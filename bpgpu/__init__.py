@@ -22,7 +22,7 @@ from .registry import default_spec, devices, get_backend
 from .rules import register
 from .training import EarlyStopping, StopTraining, Trainer, evaluate, fit
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "MLP",

@@ -113,7 +113,9 @@ class Network:
         self.xp = self.backend.xp
         self.dtype = getattr(self.xp, dtype)
         self.ops = self.backend.ops if fused else None
-        self._packs = self.ops is not None  # parameters as views into one buffer
+        # parameters as views into one buffer, where the primitives write into views of it (a
+        # backend's ops that predate them, not derived from InPlaceOps, step per array)
+        self._packs = hasattr(self.ops, "matmul_into")
         init_rng, self.shuffle_rng = _host.seed_streams(self.seed)
         self.set_weights(self._initial_weights(init_rng))
         self.classes = check_classes(classes, self.sizes[-1])

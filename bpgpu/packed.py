@@ -105,7 +105,7 @@ for _name in ("append", "extend", "insert", "pop", "remove", "clear", "sort", "r
 def is_packed(arrays, layout=None):
     """Whether ``arrays`` is an intact :class:`Packed` (of ``layout``, where given)."""
     return (getattr(arrays, "flat", None) is not None
-            and (layout is None or arrays.layout == layout))
+            and (layout is None or arrays.layout is layout or arrays.layout == layout))
 
 
 def pack(arrays, spare=0, copy=True):
@@ -114,7 +114,7 @@ def pack(arrays, spare=0, copy=True):
     ``spare`` more elements after them (where the all-reduce keeps its row count)."""
     first = arrays[0]
     xp = array_namespace(first)
-    layout = tuple(tuple(a.shape) for a in arrays)
+    layout = arrays.layout if is_packed(arrays) else tuple(tuple(a.shape) for a in arrays)
     order = sorted(range(len(arrays)), key=lambda i: len(layout[i]) < 2)  # stable: weights first
     sizes = [math.prod(s) for s in layout]
     n_weights = sum(sizes[i] for i in order if len(layout[i]) >= 2)

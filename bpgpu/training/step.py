@@ -209,7 +209,8 @@ class Trainer:
 
     def _packed_step(self, params, state, X, T):
         net, grads = self.net, self._grads
-        if grads is None or grads.layout != params.layout:
+        if grads is None or (grads.layout is not params.layout
+                             and grads.layout != params.layout):
             # one spare element after the gradients: the all-reduce's row count
             grads = self._grads = packed.pack(params, spare=1, copy=False)
         if X.shape[0] == 0:  # an empty shard still takes part in the all-reduce
