@@ -14,6 +14,10 @@ from . import InPlaceOps
 
 
 class NumpyOps(InPlaceOps):
+    def __init__(self, xp):
+        super().__init__(xp)
+        self._kept = {}  # ones vectors by (rows, dtype), for the column sums
+
     def sigmoid_(self, z):
         # exp overflows to inf for z < -88 (float32), which gives exactly 0; the warning it would
         # raise is silenced by NumpyBackend.context(), entered once per step.
@@ -39,11 +43,24 @@ class NumpyOps(InPlaceOps):
         g *= 1 - y
         return g
 
+    # The column sum as a product with a ones vector (BLAS's gemv): NumPy's reduction over the
+    # rows of a C-ordered array walks them one short row at a time, 1.5 x slower for a 32-row
+    # batch and 10 x for 2,048 rows of 10 or 32 columns, and it rounds no better.
+
     def column_sum(self, d):
-        return np.add.reduce(d, axis=0)
+        return np.matmul(self._ones(d), d)
+
+    def column_sum_into(self, d, out):
+        return np.matmul(self._ones(d), d, out=out)
+
+    def _ones(self, d):
+        key = (d.shape[0], d.dtype)
+        ones = self._kept.get(key)
+        if ones is None:
+            if len(self._kept) >= 16:  # a few batch sizes (the last one ragged) per run
+                self._kept.clear()
+            ones = self._kept[key] = np.ones(d.shape[0], dtype=d.dtype)
+        return ones
 
     def matmul_into(self, a, b, out):
         return np.matmul(a, b, out=out)
-
-    def column_sum_into(self, d, out):
-        return np.add.reduce(d, axis=0, out=out)
