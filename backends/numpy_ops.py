@@ -16,7 +16,7 @@ from . import InPlaceOps
 class NumpyOps(InPlaceOps):
     def __init__(self, xp):
         super().__init__(xp)
-        self._kept = {}  # ones vectors by (rows, dtype), for the column sums
+        self._kept = {}  # ones vectors by (shape, dtype), for the column and row sums
 
     def sigmoid_(self, z):
         # exp overflows to inf for z < -88 (float32), which gives exactly 0; the warning it would
@@ -33,9 +33,13 @@ class NumpyOps(InPlaceOps):
         return np.maximum(z, 0, out=z)
 
     def softmax_(self, z):
-        z -= np.maximum.reduce(z, axis=1, keepdims=True)
+        # NumPy reduces a C-ordered array's short rows one at a time: for rows of up to 32 (the
+        # usual count of classes) the row maxima of a column-major copy are many times faster
+        # (10 x for 2,048 rows of 10), and the row sums are a product with a ones vector (gemv).
+        rows = np.asfortranarray(z) if z.shape[1] <= 32 else z
+        z -= np.maximum.reduce(rows, axis=1, keepdims=True)
         np.exp(z, out=z)
-        z /= np.add.reduce(z, axis=1, keepdims=True)
+        z /= np.matmul(z, self._ones((z.shape[1], 1), z.dtype))
         return z
 
     def mul_sigmoid_grad_(self, g, y):
@@ -48,18 +52,18 @@ class NumpyOps(InPlaceOps):
     # batch and 10 x for 2,048 rows of 10 or 32 columns, and it rounds no better.
 
     def column_sum(self, d):
-        return np.matmul(self._ones(d), d)
+        return np.matmul(self._ones(d.shape[:1], d.dtype), d)
 
     def column_sum_into(self, d, out):
-        return np.matmul(self._ones(d), d, out=out)
+        return np.matmul(self._ones(d.shape[:1], d.dtype), d, out=out)
 
-    def _ones(self, d):
-        key = (d.shape[0], d.dtype)
+    def _ones(self, shape, dtype):
+        key = (shape, dtype)
         ones = self._kept.get(key)
         if ones is None:
             if len(self._kept) >= 16:  # a few batch sizes (the last one ragged) per run
                 self._kept.clear()
-            ones = self._kept[key] = np.ones(d.shape[0], dtype=d.dtype)
+            ones = self._kept[key] = np.ones(shape, dtype=dtype)
         return ones
 
     def matmul_into(self, a, b, out):
