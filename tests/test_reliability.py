@@ -428,15 +428,19 @@ def test_a_model_file_of_the_zip_format_predicts_what_it_did():
     assert np.array_equal(net.predict(X4, host=True), np.load(DATA / "legacy-predictions.npy"))
 
 
-def test_a_checkpoint_of_the_zip_format_resumes_bit_for_bit(tmp_path):
+def test_a_checkpoint_of_the_zip_format_resumes_where_it_stopped(tmp_path):
     kw = dict(batch_size=4, lr=0.1, optimizer="adam")
     full = _net(device="cpu")  # where bpgpu 0.1.0 wrote the checkpoint
     h_full = full.fit(X4, Y3, epochs=4, **kw)
     resumed = _net(device="cpu")
     h_res = resumed.fit(X4, Y3, epochs=4, resume=DATA / "legacy-checkpoint.npz", **kw)
-    assert h_res["loss"] == h_full["loss"]
+    # Since 0.4.0 NumPy's sums (the bias gradients, the softmax) run through BLAS and round
+    # differently in the last bit from 0.1.0's, which wrote the checkpoint's first two epochs; a
+    # state read wrongly (moments, step count, shuffling) would differ by far more.
+    np.testing.assert_allclose(h_res["loss"], h_full["loss"], rtol=1e-6)
     for (Wa, ba), (Wb, bb) in zip(full.weights, resumed.weights):
-        assert np.array_equal(Wa, Wb) and np.array_equal(ba, bb)
+        np.testing.assert_allclose(Wa, Wb, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(ba, bb, rtol=1e-6, atol=1e-7)
     resumed.save(tmp_path / "converted.safetensors")  # converting is loading and saving
     converted = bpgpu.load(tmp_path / "converted.safetensors", device="cpu")
     assert np.array_equal(converted.predict(X4, host=True), resumed.predict(X4, host=True))
