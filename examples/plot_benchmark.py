@@ -21,7 +21,7 @@ import numpy as np
 
 from bpgpu import benchmarks
 
-NAME = "cpu-epyc-2core-2026-11-30-quick.json"
+NAME = "cpu-epyc-2core-2026-11-30-quick-0.4-run2.json"
 here = Path(globals().get("__file__", Path.cwd() / "plot_benchmark.py")).resolve().parent
 candidates = [Path(p) / "results" / NAME for p in benchmarks.__path__]
 candidates += [here.parent / "benchmarks" / "results" / NAME,
