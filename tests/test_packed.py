@@ -239,3 +239,22 @@ def test_a_custom_optimizer_sees_one_array_per_parameter():
     Trainer(net, Clipped(lr=0.1)).step(X, T)
     assert seen == [[(4, 3), (3,), (3, 2), (2,)]]
     assert not optim.updates_buffers(Clipped) and optim.updates_buffers(optim.AdamW)
+
+
+@pytest.mark.parametrize("device", IN_PLACE)
+def test_a_trainer_pickles_and_copies_and_steps_on(device):
+    import copy
+
+    _backend(device)
+    net = bpgpu.MLP([4, 3, 2], device=device, seed=0)
+    tr = Trainer(net, "adam", lr=0.01)
+    X, T = _batch(net)
+    tr.step(X, T)
+    for other in (pickle.loads(pickle.dumps(tr)), copy.deepcopy(tr)):
+        Xo, To = _batch(other.net)
+        other.step(Xo, To)
+        tr_copy = copy.deepcopy(tr)  # the original, one step behind, then the same step
+        tr_copy.step(*_batch(tr_copy.net))
+        for a, b in zip(other.net.params, tr_copy.net.params):
+            np.testing.assert_array_equal(to_np(a), to_np(b))
+        assert packed.is_packed(other.net.params)

@@ -94,6 +94,16 @@ class Trainer:
         self._grads = None  # the buffered step's gradient buffer (bpgpu.packed)
         self._run = net.backend.in_context(type(self).step_in_context)
 
+    def __getstate__(self):
+        # What the trainer made for itself (its context wrapper, its gradient buffer, the compiled
+        # functions it holds) is made again after unpickling or copying, not carried.
+        return {k: v for k, v in vars(self).items() if k not in ("_run", "_grads", "_compiled")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._run = self.net.backend.in_context(type(self).step_in_context)
+        self._grads, self._compiled = None, {}
+
     def carry_on(self):
         """Take the network's optimizer state from its last ``fit`` (Adam's moments and step
         count, momentum's velocities) when that optimizer and its settings are this one's; else
