@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import collections
 import copy
+import threading
 
 LIMIT = 64
 """How many compiled functions the cache keeps (the least recently used is dropped first)."""
 
 _CACHE = collections.OrderedDict()
+_LOCK = threading.Lock()
 _STATS = {"hits": 0, "misses": 0}
 
 # What a network's forward and backward passes read besides the parameters they are given.
@@ -33,21 +35,25 @@ _STRUCTURE = ("sizes", "_shared", "_activations", "output", "loss", "bias", "fus
 
 def get(key, build):
     """The function cached under ``key``, made by ``build()`` on the first request."""
-    fn = _CACHE.get(key)
-    if fn is not None:
-        _CACHE.move_to_end(key)
-        _STATS["hits"] += 1
-        return fn
-    _STATS["misses"] += 1
-    fn = _CACHE[key] = build()
-    while len(_CACHE) > LIMIT:
-        _CACHE.popitem(last=False)
+    with _LOCK:  # fits in several threads share the cache
+        fn = _CACHE.get(key)
+        if fn is not None:
+            _CACHE.move_to_end(key)
+            _STATS["hits"] += 1
+            return fn
+        _STATS["misses"] += 1
+    fn = build()  # (outside the lock: building traces nothing yet, but may take a while)
+    with _LOCK:
+        _CACHE[key] = fn
+        while len(_CACHE) > LIMIT:
+            _CACHE.popitem(last=False)
     return fn
 
 
 def clear():
     """Drop every cached function (what the backend compiled goes with them)."""
-    _CACHE.clear()
+    with _LOCK:
+        _CACHE.clear()
 
 
 def stats():
