@@ -271,18 +271,19 @@ _REFERENCE, _ARRAYS, _BUFFERS = "step", "step_", "step_ on buffers"
 def _path(cls):
     """How optimizer class ``cls`` updates where the backend writes in place: its pure ``step``
     (a class that defines ``step`` without a ``step_`` of its own), its fast path ``step_``
-    per array, or — a built-in ``step_``, elementwise — ``step_`` over whole buffers."""
+    per array, or — a built-in class itself, whose rules are elementwise — ``step_`` over whole
+    buffers. A subclass may change any part (its decay, its state), so it steps per array."""
     definer = next(c for c in cls.__mro__ if "step" in vars(c))
     if "step_" not in vars(definer):
         return _REFERENCE
-    fast = next(c for c in cls.__mro__ if "step_" in vars(c))
-    return _BUFFERS if fast.__module__ == __name__ else _ARRAYS
+    return _BUFFERS if cls in OPTIMIZERS.values() else _ARRAYS
 
 
+@functools.cache
 def updates_buffers(cls):
     """Whether optimizer class ``cls`` updates whole buffers (:meth:`SGD.step_buffers`): the
-    built-in optimizers' fast paths, elementwise; a custom ``step`` or ``step_`` is given one
-    array per parameter."""
+    built-in optimizers themselves; a subclass, or any custom optimizer, is given one array per
+    parameter (and fresh gradient arrays at every step)."""
     return _path(cls) == _BUFFERS
 
 

@@ -258,3 +258,40 @@ def test_a_trainer_pickles_and_copies_and_steps_on(device):
         for a, b in zip(other.net.params, tr_copy.net.params):
             np.testing.assert_array_equal(to_np(a), to_np(b))
         assert packed.is_packed(other.net.params)
+
+
+def test_a_custom_optimizer_may_keep_last_steps_gradients():
+    class Previous(optim.SGD):  # steps on the mean of this step's and the last step's gradients
+        def init_state(self, params):
+            return {"lr": self.lr, "last": None}
+
+        def step(self, params, grads, state):
+            last = state["last"] or grads
+            new = [p - self.lr * (g + h) / 2 for p, g, h in zip(params, grads, last)]
+            return new, {**state, "last": grads}
+
+    nets = [bpgpu.MLP([4, 3, 2], device="cpu", seed=0, fused=f) for f in (True, False)]
+    for net in nets:
+        tr = Trainer(net, Previous(lr=0.3))
+        for k in range(4):
+            tr.step(*_batch(net, seed=k))
+    for a, b in zip(*(n.params for n in nets)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_an_optimizer_subclass_with_its_own_decay_steps_per_array():
+    class FirstLayerOnly(optim.SGD):  # decays the first weight matrix alone
+        def decay_(self, params, grads, lr, ops):
+            return params, [ops.add_scaled_(grads[0], self.weight_decay, params[0]), *grads[1:]]
+
+        def decay(self, params, grads, lr):
+            return params, [grads[0] + self.weight_decay * params[0], *grads[1:]]
+
+    nets = [bpgpu.MLP([4, 3, 3, 2], device="cpu", seed=0, fused=f) for f in (True, False)]
+    for net in nets:
+        tr = Trainer(net, FirstLayerOnly(lr=0.3, weight_decay=0.5))
+        for k in range(3):
+            tr.step(*_batch(net, seed=k))
+    assert not optim.updates_buffers(FirstLayerOnly)
+    for a, b in zip(*(n.params for n in nets)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -149,3 +149,77 @@ def test_the_shell_holds_no_parameters_or_data():
         vars(sh))
     X = net.device_inputs(_data(5, 4, 2)[0])
     np.testing.assert_array_equal(sh.forward_pass(X, net.params)[-1], net.forward_pass(X)[-1])
+
+
+class _HalvedInputs(bpgpu.MLP):
+    """A subclass that changes the forward pass: its code must not be another class's."""
+
+    def forward_pass(self, X, params=None):
+        return super().forward_pass(X / 2, params)
+
+    def backward_pass(self, acts, T, params=None, into=None):
+        return super().backward_pass([acts[0] / 2, *acts[1:]], T, params, into)
+
+
+@pytest.mark.parametrize("mode", ["step", "epoch"])
+def test_a_network_subclass_runs_its_own_passes_compiled(jax_cpu, mode):
+    X, y = _data()
+    bpgpu.MLP([6, 5, 3], device="jax:cpu").fit(X, y, epochs=2, batch_size=8, compile=mode)
+    runs = {}
+    for m in (mode, "none"):
+        net = _HalvedInputs([6, 5, 3], device="jax:cpu")
+        net.fit(X, y, epochs=2, batch_size=8, compile=m)
+        runs[m] = net
+    for a, b in zip(runs[mode].params, runs["none"].params):
+        np.testing.assert_allclose(to_np(a), to_np(b), rtol=1e-5, atol=1e-6)
+    net = runs["none"]
+    assert net.evaluate(X, y)["loss"] == pytest.approx(net.loss_value(X, y), rel=1e-5)
+
+
+def test_a_trainer_subclass_runs_its_own_step_compiled(jax_cpu):
+    class Scaled(bpgpu.Trainer):
+        factor = None
+
+        def pure_step(self, params, state, X, T):
+            return super().pure_step(params, state, X * self.factor, T)
+
+    X, y = _data()
+    plain = bpgpu.MLP([6, 5, 3], device="jax:cpu")
+    bpgpu.Trainer(plain, "sgd", lr=0.1).step(plain.device_inputs(X), plain.device_targets(y, 50))
+    out = {}
+    for device in ("jax:cpu", "cpu"):
+        net = bpgpu.MLP([6, 5, 3], device=device)
+        tr = Scaled(net, "sgd", lr=0.1)
+        tr.factor = 3.0
+        tr.step(net.device_inputs(X), net.device_targets(y, 50))
+        out[device] = [to_np(p) for p in net.params]
+    for a, b in zip(out["jax:cpu"], out["cpu"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_setting_changed_to_a_numpy_number_compiles_anew(jax_cpu):
+    X, y = _data()
+    results = []
+    for decay in (np.float32(0.0), np.float32(0.5)):
+        net = bpgpu.MLP([6, 5, 3], device="jax:cpu", seed=0)
+        tr = bpgpu.Trainer(net, "sgd", lr=0.1)
+        tr.opt.weight_decay = decay
+        tr.step(net.device_inputs(X), net.device_targets(y, 50))
+        results.append(to_np(net.params[0]))
+    assert not np.allclose(results[0], results[1])
+
+
+def test_a_custom_optimizer_that_holds_its_network_does_not_keep_it_alive(jax_cpu):
+    class Holding(bpgpu.optim.SGD):
+        def step(self, params, grads, state):
+            return [p - self.lr * g for p, g in zip(params, grads)], state
+
+    X, y = _data()
+    net = bpgpu.MLP([6, 5, 3], device="jax:cpu")
+    opt = Holding(lr=0.1)
+    opt.net = net  # a reference back, as a custom rule may keep
+    net.fit(X, y, epochs=1, optimizer=opt)
+    ref = weakref.ref(net)
+    del net, opt
+    gc.collect()
+    assert ref() is None

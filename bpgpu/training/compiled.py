@@ -1,10 +1,15 @@
 """Compiled functions shared between networks of one structure.
 
-A compiled step, epoch or evaluation depends on a network's structure — its sizes, rules, bias,
-dtype and device — and on its optimizer's kind and settings, never on its parameters, which it
-takes as data. So it is compiled once per structure and process, and every further network of that
-structure (a second model, a fold of a cross-validation, a point of a grid search, each ``fit`` of
-a scikit-learn estimator) runs the same compiled code: it compiles nothing.
+A compiled step, epoch or evaluation of a :class:`bpgpu.MLP` trained by a :class:`bpgpu.Trainer`
+with a built-in optimizer depends on the network's structure — its class, sizes, rules, bias,
+dtype and device — on the batch size and on the optimizer's kind and settings, never on the
+parameters or the learning rate, which it takes as data. So it is built once per structure and
+process, and every further network of that structure (a second model, a point of a grid search,
+each ``fit`` of a scikit-learn estimator) runs the same function. The backend still compiles it
+once for each new shape of the data it is given: a fold of a cross-validation with as many rows as
+the one before compiles nothing, a fold with one row more compiles anew. Subclasses of the
+network, the trainer or an optimizer may change any method, so their code is compiled for them
+alone (:func:`shares`).
 
 The functions are built over a *shell* of the network (:func:`shell`): its structure, with no
 parameters, history or data, so the cache keeps no network alive. The cache holds the
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import numbers
 import threading
 
 LIMIT = 64
@@ -62,21 +68,33 @@ def stats():
     return {**_STATS, "size": len(_CACHE)}
 
 
+def shares(net, trainer=None):
+    """Whether compiled code of ``net`` (and ``trainer``) may be shared: bpgpu's own network,
+    trainer and optimizer classes, whose behaviour the key describes whole. A subclass may
+    change any method or read attributes of its own, so its code is compiled for it alone."""
+    own = type(net).__module__ in _OWN_NETWORKS
+    if trainer is not None:
+        own = own and type(trainer).__module__ == __package__ + ".step" and (
+            type(trainer.opt).__module__ == "bpgpu.optim")
+    return own
+
+
+_OWN_NETWORKS = ("bpgpu.network", "bpgpu.mlp")
+
+
 def structure_key(net):
     """What a compiled function of ``net`` depends on, as a hashable key."""
-    return (type(net).__name__, net.backend.name, tuple(net.sizes),
+    return (type(net), net.backend.name, tuple(net.sizes),
             tuple(rule_key(a) for a in net.activations), rule_key(net.output),
             rule_key(net.loss), net.bias, net.dtype_name, net.ops is None)
 
 
 def optimizer_key(opt, rate_is_data):
-    """What a compiled step depends on of optimizer ``opt``: its class and its numeric and text
-    settings (the learning rate too where the step reads it as a constant). A custom optimizer
-    is its own key besides: it may hold settings of other kinds."""
-    settings = tuple((k, v) for k, v in vars(opt).items()
-                     if (k != "lr" or not rate_is_data) and isinstance(v, (int, float, str)))
-    own = type(opt).__module__ == "bpgpu.optim"
-    return (type(opt), settings) if own else (type(opt), settings, _Identity(opt))
+    """What a compiled step depends on of optimizer ``opt``: its class and its numeric, boolean
+    and text settings (the learning rate too where the step reads it as a constant)."""
+    return type(opt), tuple((k, v) for k, v in vars(opt).items()
+                            if (k != "lr" or not rate_is_data)
+                            and isinstance(v, (numbers.Number, str)))
 
 
 def rule_key(rule):

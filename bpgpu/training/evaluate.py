@@ -4,6 +4,7 @@ compiles, read once."""
 from __future__ import annotations
 
 import functools
+import weakref
 
 from .. import _host
 from ..network import labels_of
@@ -31,8 +32,15 @@ def _chunk_metrics(net):
     structure (:mod:`bpgpu.training.compiled`)."""
     if "step" not in net.backend.compile_modes:
         return functools.partial(chunk_totals, net)
+    if not shared.shares(net):  # a subclass: its own, held as long as the network lives
+        if net not in _OWN:  # the function holds the network weakly: no leak
+            _OWN[net] = net.backend.compile(functools.partial(chunk_totals, weakref.proxy(net)))
+        return _OWN[net]
     return shared.get(("metrics", shared.structure_key(net)), lambda: net.backend.compile(
         functools.partial(chunk_totals, shared.shell(net))))
+
+
+_OWN = weakref.WeakKeyDictionary()
 
 
 def chunk_totals(net, params, X, T):

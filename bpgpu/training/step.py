@@ -186,12 +186,8 @@ class Trainer:
         """:meth:`step` for callers already inside ``net.backend.context()``."""
         net = self.net
         params = net._params  # the network's own list, not a copy (net.params): only read
-        if self.mode != "none":
-            fn = self.compiled("step", lambda t: t.pure_step)
-        elif net.ops is not None and packed.is_packed(params):
-            fn = self._packed_step
-        else:
-            fn = self.pure_step
+        fn = self.compiled("step", lambda t: t.pure_step) if self.mode != "none" else \
+            self.pure_step
         params, self.state, out = fn(params, self.state, X, T)
         net.replace_params(params)
         return out
@@ -201,10 +197,12 @@ class Trainer:
         outputs)``; on backends with in-place primitives it reuses the arrays it is given.
 
         Parameters that are views into one buffer (:mod:`bpgpu.packed`, as a fused network on
-        NumPy or PyTorch keeps them) take the buffered step: the gradients are written into one
-        buffer kept by the trainer, and a built-in optimizer updates the whole buffer at once."""
+        NumPy or PyTorch keeps them) take the buffered step with a built-in optimizer: the
+        gradients are written into one buffer kept by the trainer, and the optimizer updates the
+        whole buffer at once. A custom optimizer is given fresh gradient arrays, one per
+        parameter, as ever."""
         net = self.net
-        if net.ops is not None and packed.is_packed(params):
+        if self._buffered(params):
             return self._packed_step(params, state, X, T)
         if X.shape[0] == 0:  # an empty shard still takes part in the all-reduce
             out, grads = None, [net.xp.zeros_like(p) for p in params]
@@ -217,10 +215,16 @@ class Trainer:
         params, state = self.opt.apply(params, grads, state, net.ops)
         return params, state, out
 
+    def _buffered(self, params):
+        """Whether a step on ``params`` takes the buffered path (:meth:`_packed_step`)."""
+        return (self.net.ops is not None and packed.is_packed(params)
+                and optim.updates_buffers(type(self.opt)))
+
     def _packed_step(self, params, state, X, T):
         net, grads = self.net, self._grads
-        if grads is None or (grads.layout is not params.layout
-                             and grads.layout != params.layout):
+        if grads is None or (grads.layout is not params.layout and (
+                grads.layout != params.layout or grads.flat.dtype != params.flat.dtype
+                or device(grads.flat) != device(params.flat))):
             # one spare element after the gradients: the all-reduce's row count
             grads = self._grads = packed.pack(params, spare=1, copy=False)
         if X.shape[0] == 0:  # an empty shard still takes part in the all-reduce
@@ -232,10 +236,7 @@ class Trainer:
             out = acts[-1]
         if self.parallel is not None:
             self.parallel.average_packed(grads, X.shape[0])
-        if optim.updates_buffers(type(self.opt)):  # built in: straight to the buffers' update
-            return params, self.opt.step_buffers(params, grads, state, net.ops), out
-        params, state = self.opt.apply(params, grads, state, net.ops)
-        return params, state, out
+        return params, self.opt.step_buffers(params, grads, state, net.ops), out
 
     def batch(self, params, state, X, T, labels):
         """:meth:`pure_step` plus the batch's summed loss and correct count (0-d arrays)."""
@@ -253,10 +254,11 @@ class Trainer:
         """The function ``make(t)`` builds over a trainer ``t``, compiled by the backend (by
         default parameters and state donated).
 
-        It is built over a parameterless copy of this trainer
+        For bpgpu's own classes it is built over a parameterless copy of this trainer
         (:func:`bpgpu.training.compiled.shell_trainer`) and shared by every trainer of the same
         network structure and optimizer settings in the process
-        (:mod:`bpgpu.training.compiled`): a second network of the same shape compiles nothing.
+        (:mod:`bpgpu.training.compiled`): a second network of the same shape compiles nothing. A
+        subclass's (network, trainer or optimizer) is built over this trainer and kept by it.
         The learning rate is not one of the settings for the built-in rules, which read it from
         the state as data (a custom ``step`` may read ``self.lr`` instead: for it a new ``lr`` is
         a new compilation)."""
@@ -268,7 +270,11 @@ class Trainer:
         if entry is not None and entry[0] == key:
             return entry[1]
         be = self.net.backend
-        fn = shared.get(key, lambda: be.compile(make(shared.shell_trainer(self)), donate=donate))
+        if shared.shares(self.net, self):
+            fn = shared.get(key, lambda: be.compile(make(shared.shell_trainer(self)),
+                                                    donate=donate))
+        else:  # compiled over this trainer itself, and kept by it alone
+            fn = be.compile(make(self), donate=donate)
         self._compiled[name] = key, fn
         # A counter (Adam's t) and the rate are carried on the device in the parameters' float
         # dtype: t is exact to 2^24 steps in float32, and its powers stay in that dtype.
