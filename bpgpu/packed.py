@@ -12,8 +12,9 @@ everything that reads a parameter list reads it unchanged. In the buffer the wei
 first and the bias vectors after them, so that weight decay, which acts on the weights only, is
 one call over the first :attr:`Packed.n_weights` elements.
 
-Only the built-in rules' fast paths use the buffers; the Array API reference, compiled steps and
-custom optimizers see lists of arrays as ever.
+Only the built-in optimizers (the classes themselves, not subclasses) update buffers; the Array
+API reference, compiled steps and custom optimizers see lists of arrays, and fresh gradients at
+every step, as ever.
 """
 
 from __future__ import annotations
