@@ -94,6 +94,9 @@ class Backend:
     def in_context(self, fn):
         """``fn`` made to run inside :meth:`context` at every call (made once, called per step:
         a backend may do this more cheaply than by entering the context each time)."""
+        if type(self).context is Backend.context:  # nothing to enter
+            return fn
+
         def run(*args):
             with self.context():
                 return fn(*args)

@@ -255,15 +255,13 @@ class Network:
         deltas, grads = [delta], []
         for i in range(len(self._layers) - 1, -1, -1):
             w, b, _ = self._layers[i]
-            if ops is None:
-                db = None if b is None else self.xp.sum(delta, axis=0)
-                grads.append((acts[i].T @ delta, db))
-            elif into is None:
-                db = None if b is None else ops.column_sum(delta)
-                grads.append((acts[i].T @ delta, db))
-            else:
+            if ops is not None and into is not None:
                 db = None if b is None else ops.column_sum_into(delta, into[b])
                 grads.append((ops.matmul_into(acts[i].T, delta, into[w]), db))
+            else:
+                db = None if b is None else (
+                    self.xp.sum(delta, axis=0) if ops is None else ops.column_sum(delta))
+                grads.append((acts[i].T @ delta, db))
             if i > 0:
                 g = delta @ p[w].T
                 f = self._layers[i - 1][2]  # acts[i] is hidden layer i's output

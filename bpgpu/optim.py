@@ -97,11 +97,7 @@ class SGD:
         """One update: the fast path ``step_`` on ``ops`` where this class has one for its own
         ``step`` (a subclass that redefines only ``step`` gets its ``step``), else ``step``. The
         state's learning rate is kept, also by a ``step`` that builds its state afresh."""
-        path = _path(type(self)) if ops is not None else _REFERENCE
-        if path == _BUFFERS and packed.is_packed(params) and packed.is_packed(grads,
-                                                                              params.layout):
-            return params, self.step_buffers(params, grads, state, ops)
-        if path != _REFERENCE:
+        if ops is not None and _path(type(self)) != _REFERENCE:
             params, new = self.step_(params, grads, state, ops)
         else:
             params, new = self.step(params, grads, state)

@@ -223,3 +223,13 @@ def test_a_custom_optimizer_that_holds_its_network_does_not_keep_it_alive(jax_cp
     del net, opt
     gc.collect()
     assert ref() is None
+
+
+def test_the_old_call_form_of_compiled_names_the_new_one(jax_cpu):
+    import functools
+
+    net = bpgpu.MLP([6, 5, 3], device="jax:cpu")
+    tr = bpgpu.Trainer(net, "sgd", lr=0.1, compile="step")
+    for old in (tr.pure_step, functools.partial(bpgpu.training.epoch_function, tr, 8)):
+        with pytest.raises(TypeError, match=r"compiled\(name, lambda t: t.pure_step\)"):
+            tr.compiled("step", old)

@@ -27,6 +27,8 @@ import copy
 import numbers
 import threading
 
+from .. import optim
+
 LIMIT = 64
 """How many compiled functions the cache keeps (the least recently used is dropped first)."""
 
@@ -72,14 +74,11 @@ def shares(net, trainer=None):
     """Whether compiled code of ``net`` (and ``trainer``) may be shared: bpgpu's own network,
     trainer and optimizer classes, whose behaviour the key describes whole. A subclass may
     change any method or read attributes of its own, so its code is compiled for it alone."""
-    own = type(net).__module__ in _OWN_NETWORKS
+    own = type(net).__module__ in ("bpgpu.network", "bpgpu.mlp")
     if trainer is not None:
-        own = own and type(trainer).__module__ == __package__ + ".step" and (
-            type(trainer.opt).__module__ == "bpgpu.optim")
+        own = own and type(trainer).__module__ == "bpgpu.training.step" and (
+            type(trainer.opt) in optim.OPTIMIZERS.values())
     return own
-
-
-_OWN_NETWORKS = ("bpgpu.network", "bpgpu.mlp")
 
 
 def structure_key(net):

@@ -4,6 +4,8 @@ the compilation modes."""
 
 from __future__ import annotations
 
+import functools
+
 from array_api_compat import device
 
 from .. import defaults, optim, packed, schedules
@@ -262,6 +264,11 @@ class Trainer:
         The learning rate is not one of the settings for the built-in rules, which read it from
         the state as data (a custom ``step`` may read ``self.lr`` instead: for it a new ``lr`` is
         a new compilation)."""
+        if getattr(make, "__self__", None) is self or (
+                isinstance(make, functools.partial) and make.args and make.args[0] is self):
+            raise TypeError("Trainer.compiled takes a builder since 0.4.0: "
+                            "compiled(name, lambda t: t.pure_step), not the trainer's function "
+                            "itself")
         if self._structure is None:  # a network's structure never changes
             self._structure = shared.structure_key(self.net)
         opt_key = shared.optimizer_key(self.opt, optim.rate_is_data(type(self.opt)))
