@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import socket
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -101,6 +102,9 @@ class DataParallel:
         """End every rank: an error on one rank must not leave the others waiting forever."""
         print(f"bpgpu: error on rank {self.rank} of {self.size}: {exc}", file=sys.stderr,
               flush=True)
+        # The launcher forwards each rank's stderr on its own time, and Abort may end the
+        # forwarding before that line is through: give it a moment, once, on the way out.
+        time.sleep(0.5)
         self.comm.Abort(1)
 
 
